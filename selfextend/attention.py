@@ -1,0 +1,181 @@
+"""SelfExtend attention (Jin et al., 2024, Algorithm 1): the clear reference version.
+
+"ngb_q = apply_pos_emcode(q, pos); ngb_k = apply_pos_emcode(k, pos) ...
+ g_pos = pos // g_size; shift = w_size - w_size // g_size; s_g_pos = g_pos + shift
+ g_q = apply_pos_emcode(q, s_g_pos); g_k = apply_pos_emcode(k, g_pos) ...
+ attn = where(mask, ngb_attn, g_attn); output = matmul(softmax(attn), v)"   (Algorithm 1)
+
+Shapes: q [b, hq, nq, d], k and v [b, hkv, nk, d] with hq a multiple of hkv and nq <= nk.
+The queries are the last nq of the nk positions (prefill: nq = nk; decoding: nq = 1).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import repeat
+
+from ._checks import check_float_tensor, check_positions, check_positive_int
+from .rope import apply_rope
+
+
+def validate_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    """Raise ValueError unless q, k, v have matching attention shapes and a float dtype."""
+    for name, tensor in (("q", q), ("k", k), ("v", v)):
+        check_float_tensor(name, tensor, ndim=4)
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k and v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not (q.shape[0] == k.shape[0] == v.shape[0]):
+        raise ValueError(
+            f"batch size (dim 0) of q, k, v must match, got {q.shape[0]}, {k.shape[0]}, {v.shape[0]}"
+        )
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"head_dim (last dim) of q and k must match, got {q.shape[-1]} and {k.shape[-1]}")
+    if q.shape[-1] % 2:
+        raise ValueError(f"head_dim must be even for RoPE, got {q.shape[-1]}")
+    if k.shape[1:3] != v.shape[1:3]:
+        raise ValueError(
+            f"k and v must have the same heads and length, got {tuple(k.shape)} and {tuple(v.shape)}"
+        )
+    if q.shape[1] % k.shape[1]:
+        raise ValueError(
+            f"heads of q ({q.shape[1]}) must be a multiple of heads of k/v ({k.shape[1]}) "
+            "(grouped-query attention)"
+        )
+    if q.shape[2] > k.shape[2]:
+        raise ValueError(
+            f"q_len must be <= k_len (queries are the last positions), got {q.shape[2]} > {k.shape[2]}"
+        )
+
+
+def resolve_scale(scale: float | None, head_dim: int) -> float:
+    """1/sqrt(head_dim) by default; a given scale must be a positive number."""
+    if scale is None:
+        return 1.0 / math.sqrt(head_dim)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ValueError(f"scale must be a positive number or None, got {scale!r}")
+    return float(scale)
+
+
+def key_positions(positions: torch.Tensor | None, k: torch.Tensor) -> torch.Tensor:
+    """Checked key positions, [nk] or [b, nk]; 0 .. nk-1 when ``positions`` is None."""
+    if positions is None:
+        return torch.arange(k.shape[2], device=k.device)
+    return check_positions("positions", positions, k.shape[2], k.shape[0]).to(k.device)
+
+
+def grouped_positions(positions: torch.Tensor, group_size: int, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(query, key) positions of grouped attention: p // g + (w - w // g) and p // g."""
+    key = positions // group_size  # the floor operation (integer division)
+    return key + (window - window // group_size), key
+
+
+def merged_attention(
+    q_neighbor: torch.Tensor,
+    k_neighbor: torch.Tensor,
+    q_grouped: torch.Tensor,
+    k_grouped: torch.Tensor,
+    v: torch.Tensor,
+    query_positions: torch.Tensor,
+    key_positions: torch.Tensor,
+    window: int,
+    *,
+    scale: float,
+    attn_mask: torch.Tensor | None = None,
+    softcap: float | None = None,
+    return_weights: bool = False,
+):
+    """Merge neighbor and grouped logits by replacement, then one softmax (reference, O(nq*nk) memory).
+
+    Inputs are already rotated: q_* [b, hq, nq, d], k_* and v [b, hkv, nk, d].
+    A key is grouped for a query when  query_position - key_position >= window.
+    ``attn_mask`` (bool, True = may attend, broadcastable to [b, hq, nq, nk]) replaces the default
+    causal mask (query row r is at index nk - nq + r). ``softcap`` applies  c * tanh(x / c)  to logits.
+    """
+    n_rep = q_neighbor.shape[1] // k_neighbor.shape[1]
+    if n_rep > 1:  # grouped-query attention: head h reads kv head h // n_rep
+        k_neighbor, k_grouped, v = (repeat(t, "b h n d -> b (h r) n d", r=n_rep) for t in (k_neighbor, k_grouped, v))
+    compute = torch.float64 if v.dtype == torch.float64 else torch.float32
+    neighbor = torch.einsum("bhqd,bhkd->bhqk", q_neighbor.to(compute), k_neighbor.to(compute)) * scale
+    grouped = torch.einsum("bhqd,bhkd->bhqk", q_grouped.to(compute), k_grouped.to(compute)) * scale
+    if softcap is not None:
+        neighbor = softcap * torch.tanh(neighbor / softcap)
+        grouped = softcap * torch.tanh(grouped / softcap)
+
+    distance = query_positions[..., :, None] - key_positions[..., None, :]  # [nq, nk] or [b, nq, nk]
+    if distance.dim() == 3:
+        distance = distance[:, None]
+    logits = torch.where(distance >= window, grouped, neighbor)  # merge by replacement
+
+    nq, nk = logits.shape[-2:]
+    if attn_mask is None:
+        attn_mask = torch.ones(nq, nk, dtype=torch.bool, device=logits.device).tril(nk - nq)
+    # A finite fill keeps a fully masked (padding) row finite instead of NaN.
+    logits = logits.masked_fill(~attn_mask, torch.finfo(compute).min)
+    weights = torch.softmax(logits, dim=-1)
+    out = torch.einsum("bhqk,bhkd->bhqd", weights, v.to(compute)).to(v.dtype)
+    return (out, weights) if return_weights else out
+
+
+def self_extend_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    group_size: int,
+    window: int,
+    *,
+    positions: torch.Tensor | None = None,
+    rope_base: float = 10000.0,
+    scale: float | None = None,
+    return_weights: bool = False,
+):
+    """SelfExtend attention on un-rotated q [b, hq, nq, d], k, v [b, hkv, nk, d] -> [b, hq, nq, d].
+
+    Keys j with i - j < window use ordinary RoPE positions; the others use query position
+    i // g + (w - w // g) and key position j // g; one softmax over the merged logits.
+    ``positions`` ([nk] or [b, nk], default 0..nk-1) are the key positions; queries take the last nq.
+    ``return_weights=True`` also returns the probabilities [b, hq, nq, nk] (float32 for half inputs).
+    """
+    validate_qkv(q, k, v)
+    group_size = check_positive_int("group_size", group_size)
+    window = check_positive_int("window", window)
+    scale = resolve_scale(scale, q.shape[-1])
+    k_pos = key_positions(positions, k)
+    q_pos = k_pos[..., k.shape[2] - q.shape[2]:]
+    q_group_pos, k_group_pos = grouped_positions(k_pos, group_size, window)
+    q_group_pos = q_group_pos[..., k.shape[2] - q.shape[2]:]
+    return merged_attention(
+        apply_rope(q, q_pos, rope_base),
+        apply_rope(k, k_pos, rope_base),
+        apply_rope(q, q_group_pos, rope_base),
+        apply_rope(k, k_group_pos, rope_base),
+        v,
+        q_pos,
+        k_pos,
+        window,
+        scale=scale,
+        return_weights=return_weights,
+    )
+
+
+def rope_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    positions: torch.Tensor | None = None,
+    rope_base: float = 10000.0,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """Plain causal RoPE attention (the baseline SelfExtend falls back to) through torch SDPA."""
+    validate_qkv(q, k, v)
+    scale = resolve_scale(scale, q.shape[-1])
+    k_pos = key_positions(positions, k)
+    q_pos = k_pos[..., k.shape[2] - q.shape[2]:]
+    q_rot, k_rot = apply_rope(q, q_pos, rope_base), apply_rope(k, k_pos, rope_base)
+    nq, nk = q.shape[2], k.shape[2]
+    mask = torch.ones(nq, nk, dtype=torch.bool, device=q.device).tril(nk - nq)
+    return F.scaled_dot_product_attention(
+        q_rot, k_rot, v, attn_mask=mask, scale=scale, enable_gqa=q.shape[1] != k.shape[1]
+    )

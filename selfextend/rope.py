@@ -1,0 +1,63 @@
+"""Rotary position embedding (RoPE), Llama / Hugging Face layout.
+
+Each head vector x of size d is split into halves x = [x1, x2]; pair k is (x1[k], x2[k]) and is
+rotated by the angle  p * theta_k  with  theta_k = base ** (-2k / d)  (Su et al., RoFormer):
+
+    rope(x, p) = x * cos(p * theta) + rotate_half(x) * sin(p * theta),  rotate_half([x1, x2]) = [-x2, x1]
+
+Because rotations compose, <rope(q, i), rope(k, j)> depends on i and j only through i - j.
+"""
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_float_tensor, check_positions
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """[x1, x2] -> [-x2, x1] over the last dimension (the 90-degree turn of every pair)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def inverse_frequencies(head_dim: int, base: float = 10000.0) -> torch.Tensor:
+    """theta_k = base ** (-2k / head_dim) for k = 0 .. head_dim/2 - 1, in float64."""
+    if head_dim % 2:
+        raise ValueError(f"head_dim must be even for RoPE, got {head_dim}")
+    if not base > 0:
+        raise ValueError(f"rope_base must be > 0, got {base!r}")
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim
+    return base ** (-exponents)
+
+
+def rope_cos_sin(
+    positions: torch.Tensor, head_dim: int, base: float = 10000.0, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of p * theta, shape [*positions.shape, head_dim], in ``dtype``.
+
+    The angles are formed in float64: at p ~ 1e5 a float32 product loses about 1e-2 rad.
+    """
+    angles = positions.to(torch.float64)[..., None] * inverse_frequencies(head_dim, base).to(positions.device)
+    angles = torch.cat((angles, angles), dim=-1)  # both halves of a pair share one angle
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """Rotate x [batch, heads, seq, head_dim] (or [seq, head_dim]) to ``positions`` [seq] or [batch, seq].
+
+    Half-precision inputs are rotated in float32 and returned in their own dtype.
+    """
+    check_float_tensor("x", x)
+    if x.dim() < 2:
+        raise ValueError(f"x must have shape [..., seq, head_dim], got {tuple(x.shape)}")
+    head_dim, seq = x.shape[-1], x.shape[-2]
+    if head_dim % 2:
+        raise ValueError(f"head_dim (last dimension of x) must be even for RoPE, got {head_dim}")
+    batch = x.shape[0] if x.dim() == 4 else None
+    positions = check_positions("positions", positions, seq, batch)
+    compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    cos, sin = rope_cos_sin(positions.to(x.device), head_dim, base, compute_dtype)
+    if positions.dim() == 2:  # [batch, seq, d] -> [batch, 1, seq, d] to broadcast over heads
+        cos, sin = cos[:, None], sin[:, None]
+    x_c = x.to(compute_dtype)
+    return (x_c * cos + rotate_half(x_c) * sin).to(x.dtype)
