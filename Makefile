@@ -26,6 +26,11 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) -m pytest -q notebooks $(NBVAL)
 
+# Re-execute every notebook headless, in place (outputs and figures/ are rewritten).
+figures: $(STAMP)
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=600 notebooks/[0-9]*.ipynb notebooks/solutions/[0-9]*.ipynb
+
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 

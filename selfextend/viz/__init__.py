@@ -1,0 +1,4 @@
+"""Plotting helpers: every function returns a matplotlib Figure; save_figure writes it to figures/."""
+from .save import figures_dir, save_figure, style, use_style
+
+__all__ = ["figures_dir", "save_figure", "style", "use_style"]
