@@ -19,6 +19,8 @@ from einops import repeat
 from ._checks import check_float_tensor, check_positions, check_positive_int
 from .rope import apply_rope
 
+IMPLEMENTATIONS = {"auto", "reference"}
+
 
 def validate_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     """Raise ValueError unless q, k, v have matching attention shapes and a float dtype."""
@@ -85,6 +87,7 @@ def merged_attention(
     attn_mask: torch.Tensor | None = None,
     softcap: float | None = None,
     return_weights: bool = False,
+    implementation: str = "auto",
 ):
     """Merge neighbor and grouped logits by replacement, then one softmax (reference, O(nq*nk) memory).
 
@@ -92,7 +95,10 @@ def merged_attention(
     A key is grouped for a query when  query_position - key_position >= window.
     ``attn_mask`` (bool, True = may attend, broadcastable to [b, hq, nq, nk]) replaces the default
     causal mask (query row r is at index nk - nq + r). ``softcap`` applies  c * tanh(x / c)  to logits.
+    ``implementation``: "reference" (this function's two full logit matrices) or "auto".
     """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {sorted(IMPLEMENTATIONS)}, got {implementation!r}")
     n_rep = q_neighbor.shape[1] // k_neighbor.shape[1]
     if n_rep > 1:  # grouped-query attention: head h reads kv head h // n_rep
         k_neighbor, k_grouped, v = (repeat(t, "b h n d -> b (h r) n d", r=n_rep) for t in (k_neighbor, k_grouped, v))
@@ -129,6 +135,7 @@ def self_extend_attention(
     rope_base: float = 10000.0,
     scale: float | None = None,
     return_weights: bool = False,
+    implementation: str = "auto",
 ):
     """SelfExtend attention on un-rotated q [b, hq, nq, d], k, v [b, hkv, nk, d] -> [b, hq, nq, d].
 
@@ -136,6 +143,7 @@ def self_extend_attention(
     i // g + (w - w // g) and key position j // g; one softmax over the merged logits.
     ``positions`` ([nk] or [b, nk], default 0..nk-1) are the key positions; queries take the last nq.
     ``return_weights=True`` also returns the probabilities [b, hq, nq, nk] (float32 for half inputs).
+    ``implementation`` selects the kernel: "reference" or "auto" (see ``merged_attention``).
     """
     validate_qkv(q, k, v)
     group_size = check_positive_int("group_size", group_size)
@@ -156,6 +164,7 @@ def self_extend_attention(
         window,
         scale=scale,
         return_weights=return_weights,
+        implementation=implementation,
     )
 
 
