@@ -44,7 +44,9 @@ def save_figure(fig: Figure, name: str, directory: str | os.PathLike | None = No
     out = Path(directory) if directory is not None else figures_dir()
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.svg"]
-    with matplotlib.rc_context({"svg.hashsalt": "selfextend", "svg.fonttype": "path"}):
+    fixed = {"svg.hashsalt": "selfextend", "svg.fonttype": "path", "savefig.bbox": "tight",
+             "savefig.dpi": 120, "savefig.facecolor": "white"}
+    with matplotlib.rc_context(fixed):
         fig.savefig(paths[0], metadata=_PNG_METADATA)
         fig.savefig(paths[1], metadata=_SVG_METADATA)
     return paths
