@@ -1,5 +1,21 @@
 """Plotting helpers: every function returns a matplotlib Figure; save_figure writes it to figures/."""
+from .attention import plot_attention, plot_attention_panels
 from .passkey import plot_passkey_heatmap
+from .positions import (plot_largest_position, plot_mask, plot_position_usage, plot_relative_positions,
+                        plot_selfextend_positions)
 from .save import figures_dir, save_figure, style, use_style
 
-__all__ = ["figures_dir", "plot_passkey_heatmap", "save_figure", "style", "use_style"]
+__all__ = [
+    "figures_dir",
+    "plot_attention",
+    "plot_attention_panels",
+    "plot_largest_position",
+    "plot_mask",
+    "plot_passkey_heatmap",
+    "plot_position_usage",
+    "plot_relative_positions",
+    "plot_selfextend_positions",
+    "save_figure",
+    "style",
+    "use_style",
+]
