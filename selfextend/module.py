@@ -5,7 +5,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ._checks import check_float_tensor, check_positive_int
+from ._checks import check_float_tensor, check_positions, check_positive_int
 from .attention import self_extend_attention
 
 
@@ -45,6 +45,8 @@ class SelfExtendAttn(nn.Module):
             check_float_tensor(name, tensor, ndim=3)
             if tensor.shape[-1] != self.dim:
                 raise ValueError(f"{name} must have last dimension dim={self.dim}, got {tuple(tensor.shape)}")
+        if pos is not None:
+            pos = check_positions("pos", pos, k.shape[1], k.shape[0])
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in (q, k, v))
         q, k = self.q_norm(q), self.k_norm(k)
         out = self_extend_attention(

@@ -74,7 +74,11 @@ def merged_relative_positions(q_len: int, k_len: int | None, group_size: int, wi
 
 
 def max_context_length(pretrained_length: int, group_size: int, window: int) -> int:
-    """Eq. 4: the longest input whose relative positions all stay below L,  (L - w) * g + w."""
+    """Eq. 4: the longest input whose relative positions all stay below L,  (L - w) * g + w.
+
+    Exact when g divides w. Otherwise the integer shift w - w // g exceeds w - w / g, and an input of
+    this length can reach relative position L (one past the pretrained range) in its first keys.
+    """
     pretrained_length = check_positive_int("pretrained_length", pretrained_length)
     group_size = check_positive_int("group_size", group_size)
     window = check_positive_int("window", window)
