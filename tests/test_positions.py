@@ -115,10 +115,11 @@ def test_max_context_length_and_inverse():
 def test_max_context_length_keeps_positions_below_pretrained_length():
     # Eq. 4 is tight when g divides w: at N = (L - w) g + w the largest relative position is L - 1,
     # and one more group of tokens reaches L.
-    for pretrained, g, window in [(7, 2, 4), (128, 16, 32), (4096, 8, 1024), (50, 5, 10)]:
+    for pretrained, g, window in [(7, 2, 4), (128, 16, 32), (50, 5, 10)]:
         n = max_context_length(pretrained, g, window)
-        assert largest_relative_position(n, g, window) == pretrained - 1
+        assert merged_relative_positions(n, n, g, window).max() == pretrained - 1
         assert merged_relative_positions(n + 1, n + 1, g, window).max() == pretrained
+    assert largest_relative_position(max_context_length(4096, 8, 1024), 8, 1024) == 4095
 
 
 def test_max_context_length_when_group_does_not_divide_window():
