@@ -1,0 +1,405 @@
+"""SelfExtend on Hugging Face transformers models: one call, no fine-tuning (Jin et al., 2024).
+
+    with SelfExtend(model, group_size=8, window=1024):
+        model.generate(**inputs)
+
+    handle = apply(model, group_size=8, window=1024)   # ... later: handle.remove()
+
+"SelfExtend ... extends the context window of LLMs by constructing bi-level attention information:
+the grouped attention and the neighbor attention ... Both are computed based on the original
+model's self-attention mechanism during inference" (Sec. 3). Nothing is trained; only the position
+each query and key is rotated to changes.
+
+How it plugs in (transformers >= 5). Every supported model calls its attention through
+``AttentionInterface`` with q and k *already rotated* to their ordinary positions. We register one
+attention function (and a mask function that always materialises the boolean mask) under a fresh
+name and point the model's ``config._attn_implementation`` at it. Inside, the grouped q and k are
+obtained by rotating the rotated tensors once more, by (target - original) position, with the
+model's own inverse frequencies (so every ``rope_scaling`` type, partial rotary and per-layer-type
+RoPE come for free; the model's attention scaling is already in the rotated tensors):
+
+    query target  p // g + (w - w // g)          key target  p // g            (Algorithm 1)
+
+Positions are counted from the attention mask (the n-th visible key of a row is at position n - 1),
+so left padding and static caches (empty slots beyond the current length) give the same result
+as each row run alone. Then ``selfextend.attention.merged_attention`` merges the neighbor and grouped
+logits (grouped where query - key >= w) and takes one softmax.
+
+transformers is imported lazily: ``import selfextend`` works without it.
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import warnings
+
+import torch
+
+from ._checks import check_positive_int
+from .attention import IMPLEMENTATIONS, grouped_positions, merged_attention
+from .positions import max_context_length
+from .rope import rotate_half
+
+__all__ = ["SelfExtend", "apply", "max_supported_length"]
+
+_NAME_PREFIX = "selfextend"
+_counter = itertools.count()
+_MARKER = "_selfextend_handle"
+
+
+def _transformers():
+    """Import transformers' two dispatch tables lazily (transformers is an optional dependency)."""
+    try:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    except ImportError as error:  # pragma: no cover - exercised only without transformers
+        raise ImportError(
+            'selfextend.hf needs transformers >= 5: pip install "selfextend[hf]"'
+        ) from error
+    return AttentionInterface, AttentionMaskInterface, sdpa_mask
+
+
+def max_supported_length(max_position_embeddings: int, group_size: int, window: int) -> int:
+    """The longest input whose merged positions stay inside the pretrained range: (L - w) * g + w."""
+    return max_context_length(max_position_embeddings, group_size, window)
+
+
+# ----------------------------------------------------------------------------------------------
+# Positions and rotations
+# ----------------------------------------------------------------------------------------------
+
+def positions_from_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Positions counted from a boolean mask [b, h or 1, nq, nk] (True = may attend).
+
+    A key slot is *visible* when some query may attend to it; the n-th visible slot of a row is at
+    position n - 1 (left padding and empty static-cache slots are skipped). A query that may attend
+    to n keys (itself and the n - 1 before it) is at position n - 1.
+    Returns query positions [b, nq], key positions [b, nk] (both long, >= 0) and visible [b, nk].
+    """
+    allowed = mask.any(dim=1)  # [b, nq, nk]: any head
+    visible = allowed.any(dim=1)  # [b, nk]
+    key_pos = (visible.cumsum(dim=-1) - 1).clamp(min=0)
+    query_pos = (allowed.sum(dim=-1) - 1).clamp(min=0)  # a fully masked (padding) row gets 0
+    return query_pos, key_pos, visible
+
+
+def rotate_by(x: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
+    """Rotate already-rotated x [b, h, n, d] further by ``delta`` positions [b, n] (RoPE composes).
+
+    Only the first 2 * len(inv_freq) dims rotate (partial rotary, e.g. Phi-3); the rest pass through.
+    The angles delta * theta are formed in float64: a float32 difference of two large angles
+    loses ~1e-2 rad at positions ~1e5.
+    """
+    rotary_dim = 2 * inv_freq.shape[-1]
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    angles = delta.to(torch.float64)[..., None] * inv_freq.to(device=x.device, dtype=torch.float64)
+    angles = torch.cat((angles, angles), dim=-1)[:, None]  # [b, 1, n, rotary_dim]: shared by heads
+    cos, sin = angles.cos().to(compute), angles.sin().to(compute)
+    rotary, passthrough = x[..., :rotary_dim].to(compute), x[..., rotary_dim:]
+    rotated = (rotary * cos + rotate_half(rotary) * sin).to(x.dtype)
+    return torch.cat((rotated, passthrough), dim=-1) if passthrough.shape[-1] else rotated
+
+
+def _as_bool_mask(mask: torch.Tensor | None, nq: int, nk: int, device) -> torch.Tensor:
+    """The mask as bool [b or 1, h or 1, nq, nk] (True = may attend); causal (queries last) if None."""
+    if mask is None:
+        return torch.ones(nq, nk, dtype=torch.bool, device=device).tril(nk - nq)[None, None]
+    if mask.dtype != torch.bool:  # an additive float mask: 0 = attend, very negative = masked
+        mask = mask > torch.finfo(mask.dtype).min / 2
+    if mask.dim() == 2:
+        mask = mask[None, None]
+    return mask[..., -nk:] if mask.shape[-1] != nk else mask
+
+
+# ----------------------------------------------------------------------------------------------
+# Finding the attention layers and their rotary embeddings
+# ----------------------------------------------------------------------------------------------
+
+def _dispatches_through_interface(module: torch.nn.Module) -> bool | None:
+    """True if the class source calls AttentionInterface; None when the source cannot be read."""
+    try:
+        source = inspect.getsource(type(module))
+    except (OSError, TypeError):
+        return None
+    return "ALL_ATTENTION_FUNCTIONS" in source
+
+
+def _attention_layers(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """Decoder self-attention modules: class name ending in 'Attention', a layer_idx and a config."""
+    layers = []
+    for name, module in model.named_modules():
+        if (
+            type(module).__name__.endswith("Attention")
+            and hasattr(module, "layer_idx")
+            and hasattr(module, "config")
+            and getattr(module, "is_causal", True)
+        ):
+            layers.append((name, module))
+    return layers
+
+
+def _rotary_embedding(model: torch.nn.Module, name: str) -> torch.nn.Module | None:
+    """The rotary embedding nearest to the module called ``name``: itself, then its ancestors."""
+    parts = name.split(".") if name else []
+    for depth in range(len(parts), -1, -1):
+        owner = model.get_submodule(".".join(parts[:depth]))
+        rotary = getattr(owner, "rotary_emb", None)
+        if isinstance(rotary, torch.nn.Module):
+            return rotary
+    return None
+
+
+def _inverse_frequencies(rotary: torch.nn.Module, module: torch.nn.Module) -> torch.Tensor:
+    """The inverse frequencies this layer's RoPE uses now (per layer type, e.g. Gemma-3 local/global)."""
+    layer_type = getattr(module, "layer_type", None)
+    if layer_type is not None and hasattr(rotary, f"{layer_type}_inv_freq"):
+        return getattr(rotary, f"{layer_type}_inv_freq")
+    return rotary.inv_freq
+
+
+def _is_local_layer(module: torch.nn.Module) -> bool:
+    """A layer built as sliding-window by design (Gemma-2/3 local layers, Qwen sliding layers)."""
+    return getattr(module, "sliding_window", None) is not None
+
+
+# ----------------------------------------------------------------------------------------------
+# The handle
+# ----------------------------------------------------------------------------------------------
+
+class SelfExtend:
+    """Apply SelfExtend to a transformers causal LM; a context manager and a removable handle.
+
+    ``SelfExtend(model, group_size, window)`` switches the model's attention at once;
+    ``.remove()`` (or leaving the ``with`` block) restores the previous attention exactly.
+    group_size g >= 1 and window w >= 1 (w < max_position_embeddings): keys within w of a query keep
+    their ordinary positions; farther keys use the grouped positions, so inputs up to
+    (L - w) * g + w tokens stay inside the pretrained range L (Eq. 4).
+    Layers the model builds as sliding-window (Gemma-2/3 local layers) keep their own attention:
+    they never see a distance beyond their window. A model whose every layer uses a sliding window
+    (e.g. Mistral with ``sliding_window=4096``) is refused: set ``model.config.sliding_window = None``.
+    ``implementation`` is passed to ``selfextend.attention.merged_attention``. Inference only.
+    """
+
+    def __init__(self, model: torch.nn.Module, group_size: int, window: int, *, implementation: str = "auto"):
+        self.group_size = check_positive_int("group_size", group_size)
+        self.window = check_positive_int("window", window)
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {sorted(IMPLEMENTATIONS)}, got {implementation!r}")
+        self.implementation = implementation
+        config = getattr(model, "config", None)
+        if not isinstance(model, torch.nn.Module) or config is None:
+            raise ValueError(f"model must be a transformers model (an nn.Module with a .config), got {type(model).__name__}")
+        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        self.max_position_embeddings = getattr(text_config, "max_position_embeddings", None)
+        if self.max_position_embeddings is not None and self.window >= self.max_position_embeddings:
+            raise ValueError(
+                f"window must be smaller than the model's max_position_embeddings "
+                f"({self.max_position_embeddings}), got {self.window}"
+            )
+        self.max_length = (
+            None if self.max_position_embeddings is None
+            else max_supported_length(self.max_position_embeddings, self.group_size, self.window)
+        )
+        self.model = model
+        self.calls = 0  # SelfExtend attention calls in the last forward (all layers)
+        self._active = False
+        self._warned_length = False
+        self._length_checked = False
+        self._reached: set = set()
+        self._inspect(model)
+        self._attach()
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def _inspect(self, model: torch.nn.Module) -> None:
+        """Find the attention layers, check they dispatch through AttentionInterface, pick RoPE tables."""
+        layers = _attention_layers(model)
+        if not layers:
+            raise ValueError(
+                f"found no attention layers in {type(model).__name__} that SelfExtend can drive "
+                "(expected decoder modules named *Attention with a layer_idx, as in transformers >= 5)"
+            )
+        bypass = [name for name, module in layers if _dispatches_through_interface(module) is False]
+        if bypass:
+            raise ValueError(
+                f"attention layers {bypass[:3]}{'...' if len(bypass) > 3 else ''} do not dispatch through "
+                "transformers.AttentionInterface, so SelfExtend would never be reached; "
+                "use a transformers >= 5 model class (not remote code that hard-codes its attention)"
+            )
+        self.layer_names = {module: name for name, module in layers}
+        self.rotary = {}
+        for name, module in layers:
+            rotary = _rotary_embedding(model, name)
+            if rotary is None or not (hasattr(rotary, "inv_freq") or hasattr(module, "layer_type")):
+                raise ValueError(
+                    f"layer {name!r} has no rotary embedding (rotary_emb with inv_freq): SelfExtend needs a RoPE model"
+                )
+            self.rotary[module] = rotary
+        local = [name for name, module in layers if _is_local_layer(module)]
+        uniform_window = getattr(layers[0][1].config, "sliding_window", None)
+        if not local and uniform_window is not None:
+            raise ValueError(
+                f"every attention layer uses a sliding window (config.sliding_window={uniform_window}); the "
+                "model would never see past it. Set model.config.sliding_window = None before applying "
+                "SelfExtend, as the paper does for Mistral"
+            )
+        if len(local) == len(layers):
+            raise ValueError(
+                "every attention layer is a sliding-window layer, so SelfExtend has nothing to extend; "
+                "load the model with sliding windows disabled (e.g. use_sliding_window=False for Qwen2)"
+            )
+        self.local_layers = local
+        self.extended_layers = [name for name, module in layers if not _is_local_layer(module)]
+        # The configs to switch: each attention layer's and every model above one (they build the masks).
+        configs = {}
+        for name, module in layers:
+            configs[id(module.config)] = module.config
+            parts = name.split(".")
+            for depth in range(len(parts)):
+                owner = model.get_submodule(".".join(parts[:depth]))
+                owner_config = getattr(owner, "config", None)
+                if owner_config is not None and hasattr(owner_config, "_attn_implementation_internal"):
+                    configs[id(owner_config)] = owner_config
+        if hasattr(model, _MARKER) or any(
+            str(config._attn_implementation).startswith(_NAME_PREFIX) for config in configs.values()
+        ):
+            raise ValueError("SelfExtend is already applied to this model: call .remove() on that handle first")
+        self._configs = list(configs.values())
+
+    def _attach(self) -> None:
+        """Register the attention + mask functions under a fresh name and switch the configs to it."""
+        AttentionInterface, AttentionMaskInterface, sdpa_mask = _transformers()
+        self.name = f"{_NAME_PREFIX}_{next(_counter)}"
+
+        def boolean_mask(*args, **kwargs):
+            kwargs["allow_is_causal_skip"] = False  # always a real mask: positions are read from it
+            return sdpa_mask(*args, **kwargs)
+
+        AttentionInterface.register(self.name, self._attention)
+        AttentionMaskInterface.register(self.name, boolean_mask)
+        self._previous = [(config, config._attn_implementation_internal) for config in self._configs]
+        for config in self._configs:
+            config._attn_implementation_internal = self.name  # this config only, not its sub-configs
+        self._hooks = [
+            self.model.register_forward_pre_hook(self._before_forward),
+            self.model.register_forward_hook(self._after_forward),
+        ]
+        setattr(self.model, _MARKER, self)
+        self._active = True
+
+    def remove(self) -> None:
+        """Restore the previous attention exactly (bit-identical outputs afterwards). Idempotent."""
+        if not self._active:
+            return
+        AttentionInterface, AttentionMaskInterface, _ = _transformers()
+        for config, previous in self._previous:
+            config._attn_implementation_internal = previous
+        for hook in self._hooks:
+            hook.remove()
+        AttentionInterface._global_mapping.pop(self.name, None)
+        AttentionMaskInterface._global_mapping.pop(self.name, None)
+        if getattr(self.model, _MARKER, None) is self:
+            delattr(self.model, _MARKER)
+        self._active = False
+
+    @property
+    def active(self) -> bool:
+        """Whether SelfExtend is currently applied."""
+        return self._active
+
+    def __enter__(self) -> SelfExtend:
+        if not self._active:
+            self._inspect(self.model)
+            self._attach()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        state = "active" if self._active else "removed"
+        return (
+            f"SelfExtend(group_size={self.group_size}, window={self.window}, {state}, "
+            f"layers={len(self.extended_layers)} extended + {len(self.local_layers)} local, "
+            f"max_length={self.max_length})"
+        )
+
+    # -- checks around every forward -------------------------------------------------------------
+    def _before_forward(self, module, args) -> None:
+        self.calls = 0
+        self._reached = set()
+        self._length_checked = False
+
+    def _after_forward(self, module, args, output) -> None:
+        missing = [name for layer, name in self.layer_names.items() if layer not in self._reached]
+        if len(missing) == len(self.layer_names):
+            raise RuntimeError(
+                "SelfExtend was applied but the model's attention never reached it in this forward "
+                f"(config._attn_implementation is now {self.model.config._attn_implementation!r}); "
+                "do not change the attention implementation while SelfExtend is applied"
+            )
+        if missing:
+            raise RuntimeError(f"SelfExtend was not reached by attention layers {missing[:3]}")
+
+    def _check_length(self, visible: torch.Tensor) -> None:
+        """Warn once when the input is longer than (L - w) * g + w."""
+        if self._warned_length or self.max_length is None:
+            return
+        length = int(visible.sum(dim=-1).max())
+        if length > self.max_length:
+            self._warned_length = True
+            warnings.warn(
+                f"input of {length} tokens exceeds (max_position_embeddings - window) * group_size + window = "
+                f"({self.max_position_embeddings} - {self.window}) * {self.group_size} + {self.window} = "
+                f"{self.max_length}: the farthest grouped positions leave the pretrained range; "
+                "use a larger group_size",
+                stacklevel=2,
+            )
+
+    # -- the attention function ------------------------------------------------------------------
+    def _attention(self, module, query, key, value, attention_mask, scaling=None, dropout=0.0,
+                   softcap=None, sliding_window=None, **kwargs):
+        """AttentionInterface entry: q [b, hq, nq, d], k and v [b, hkv, nk, d], already rotated.
+
+        Returns (output [b, nq, hq, d], attention weights or None), as transformers expects.
+        """
+        self.calls += 1
+        self._reached.add(module)
+        nq, nk = query.shape[2], key.shape[2]
+        mask = _as_bool_mask(attention_mask, nq, nk, query.device)
+        scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+        want_weights = bool(kwargs.get("output_attentions", False))
+        if sliding_window is not None:
+            if not _is_local_layer(module):
+                raise ValueError(
+                    f"layer {self.layer_names.get(module, '?')!r} uses a sliding window ({sliding_window}); set "
+                    "model.config.sliding_window = None for SelfExtend, as the paper does for Mistral"
+                )
+            # A local layer keeps its own attention: the same kernel with no grouped part.
+            query_pos, key_pos, _ = positions_from_mask(mask)
+            result = merged_attention(
+                query, key, query, key, value, query_pos, key_pos, self.window,
+                scale=scale, attn_mask=mask, softcap=softcap, return_weights=want_weights,
+                implementation=self.implementation,
+            )
+        else:
+            query_pos, key_pos, visible = positions_from_mask(mask)
+            if not self._length_checked:  # once per forward: it reads a number back from the device
+                self._length_checked = True
+                self._check_length(visible)
+            query_target, _ = grouped_positions(query_pos, self.group_size, self.window)
+            _, key_target = grouped_positions(key_pos, self.group_size, self.window)
+            inv_freq = _inverse_frequencies(self.rotary[module], module)
+            query_grouped = rotate_by(query, query_target - query_pos, inv_freq)
+            key_grouped = rotate_by(key, key_target - key_pos, inv_freq)
+            result = merged_attention(
+                query, key, query_grouped, key_grouped, value, query_pos, key_pos, self.window,
+                scale=scale, attn_mask=mask, softcap=softcap, return_weights=want_weights,
+                implementation=self.implementation,
+            )
+        output, weights = result if want_weights else (result, None)
+        return output.transpose(1, 2).contiguous(), weights
+
+
+def apply(model: torch.nn.Module, group_size: int, window: int, *, implementation: str = "auto") -> SelfExtend:
+    """Apply SelfExtend to ``model`` now; returns the handle (``handle.remove()`` undoes it exactly)."""
+    return SelfExtend(model, group_size, window, implementation=implementation)
