@@ -1,5 +1,7 @@
 """Plotting helpers: every function returns a matplotlib Figure; save_figure writes it to figures/."""
 from .attention import plot_attention, plot_attention_panels
+from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_attention_maps, plot_bits_by_length,
+                          plot_loss_by_position)
 from .passkey import plot_passkey_heatmap
 from .positions import (plot_largest_position, plot_mask, plot_position_usage, plot_relative_positions,
                         plot_selfextend_positions)
@@ -7,9 +9,14 @@ from .save import figures_dir, save_figure, style, use_style
 
 __all__ = [
     "figures_dir",
+    "plot_ablation_grid",
+    "plot_accuracy_vs_length",
     "plot_attention",
+    "plot_attention_maps",
     "plot_attention_panels",
+    "plot_bits_by_length",
     "plot_largest_position",
+    "plot_loss_by_position",
     "plot_mask",
     "plot_passkey_heatmap",
     "plot_position_usage",

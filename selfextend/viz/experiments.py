@@ -1,0 +1,175 @@
+"""Figures of the tiny-model experiments: loss by position, bits per byte by length, the g x w grid,
+passkey accuracy against length, and attention maps of the trained model."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+
+def _colors(n: int) -> list:
+    cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    return [cycle[i % len(cycle)] for i in range(n)]
+
+
+def plot_loss_by_position(
+    positions,
+    curves: Mapping[str, Sequence[float]],
+    train_length: int,
+    limits: Mapping[str, int] | None = None,
+    title: str = "Loss by token position",
+    ylabel: str = "held-out loss (bits per byte)",
+    ylim: tuple[float, float] | None = None,
+    ax=None,
+) -> Figure:
+    """One line per method (bin centres ``positions`` x mean loss); a dotted line at L_train and a
+    dashed line in the curve's colour at each ``limits[label]``, SelfExtend's (L - w) * g + w."""
+    limits = dict(limits or {})
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    else:
+        fig = ax.figure
+    positions = np.asarray(positions, dtype=float)
+    for color, (label, values) in zip(_colors(len(curves)), curves.items()):
+        values = np.asarray(values, dtype=float)
+        if values.shape != positions.shape:
+            raise ValueError(f"curve {label!r} has shape {values.shape}, positions have {positions.shape}")
+        ax.plot(positions, values, color=color, lw=1.4, label=label)
+        if limits.get(label) is not None and limits[label] <= positions.max() * 1.05:
+            ax.axvline(limits[label], color=color, ls="--", lw=1.0, alpha=0.8)
+    ax.axvline(train_length, color="0.3", ls=":", lw=1.0)
+    ax.text(train_length, 1.0, " L_train", transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="0.3")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("token position (log scale); dashed: (L - w)·g + w of the curve of that colour")
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def plot_bits_by_length(
+    table: Mapping[str, Mapping[int, float]],
+    train_length: int,
+    title: str = "Held-out bits per byte by input length",
+    ax=None,
+) -> Figure:
+    """Bits per byte against input length (log scale), one line per method: {label: {length: bits}}."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    else:
+        fig = ax.figure
+    for color, (label, row) in zip(_colors(len(table)), table.items()):
+        lengths = sorted(row)
+        ax.plot(lengths, [row[n] for n in lengths], "o-", color=color, lw=1.4, ms=4, label=label)
+    ax.axvline(train_length, color="0.3", ls=":", lw=1.0)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("input length (bytes, log scale)")
+    ax.set_ylabel("bits per byte")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_ablation_grid(
+    values,
+    group_sizes: Sequence[int],
+    windows: Sequence[int],
+    title: str = "Bits per byte at 8 x L_train",
+    value_label: str = "bits per byte",
+    fmt: str = "{:.2f}",
+    cmap: str = "viridis_r",
+    reach_ok=None,
+    ax=None,
+) -> Figure:
+    """Heatmap of ``values`` [len(group_sizes), len(windows)] with every cell annotated.
+
+    ``reach_ok`` (bool, same shape) marks the cells whose (L - w)·g + w covers the input; the
+    others get an "x" after their number.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.shape != (len(group_sizes), len(windows)):
+        raise ValueError(
+            f"values must have shape (len(group_sizes), len(windows)) = ({len(group_sizes)}, {len(windows)}), "
+            f"got {values.shape}"
+        )
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.6 + 0.9 * len(windows), 1.2 + 0.5 * len(group_sizes)))
+    else:
+        fig = ax.figure
+    image = ax.imshow(values, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(len(windows)), [str(w) for w in windows])
+    ax.set_yticks(range(len(group_sizes)), [str(g) for g in group_sizes])
+    ax.set_xlabel("neighbor window w")
+    ax.set_ylabel("group size g")
+    ax.set_title(title)
+    middle = np.nanmean(values)
+    for r in range(values.shape[0]):
+        for c in range(values.shape[1]):
+            text = fmt.format(values[r, c])
+            if reach_ok is not None and not np.asarray(reach_ok)[r, c]:
+                text += " x"
+            ax.text(c, r, text, ha="center", va="center", fontsize=8,
+                    color="white" if (values[r, c] > middle) == cmap.endswith("_r") else "black")
+    fig.colorbar(image, ax=ax, label=value_label, fraction=0.046, pad=0.04)
+    return fig
+
+
+def plot_accuracy_vs_length(
+    accuracy: Mapping[str, Sequence[float]],
+    lengths: Sequence[int],
+    train_length: int,
+    title: str = "Passkey accuracy against prompt length",
+    ax=None,
+) -> Figure:
+    """Accuracy (mean over depths) against prompt length, one line per method."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    else:
+        fig = ax.figure
+    for color, (label, row) in zip(_colors(len(accuracy)), accuracy.items()):
+        row = np.asarray(row, dtype=float)
+        if row.shape != (len(lengths),):
+            raise ValueError(f"accuracy of {label!r} must have shape ({len(lengths)},), got {row.shape}")
+        ax.plot(lengths, row, "o-", color=color, lw=1.4, ms=4, label=label)
+    ax.axvline(train_length, color="0.3", ls=":", lw=1.0)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(lengths), [str(n) for n in lengths])
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("prompt length (bytes)")
+    ax.set_ylabel("passkey accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_attention_maps(
+    maps: Mapping[str, np.ndarray],
+    marks: Sequence[int] = (),
+    title: str = "Attention of one head",
+    floor: float = 1e-4,
+) -> Figure:
+    """Side-by-side attention maps [n, n] (query rows, key columns), log colour scale from ``floor``.
+
+    ``marks`` are key positions to outline (e.g. where the passkey sits).
+    """
+    fig, axes = plt.subplots(1, len(maps), figsize=(4.2 * len(maps), 4.0), squeeze=False)
+    image = None
+    for ax, (label, weights) in zip(axes[0], maps.items()):
+        weights = np.asarray(weights, dtype=float)
+        if weights.ndim != 2 or weights.shape[0] != weights.shape[1]:
+            raise ValueError(f"map {label!r} must be square [n, n], got {weights.shape}")
+        image = ax.imshow(np.clip(weights, floor, 1.0), norm=LogNorm(vmin=floor, vmax=1.0), cmap="magma",
+                          interpolation="nearest")
+        for position in marks:
+            ax.axvline(position, color="cyan", lw=0.6, ls="--")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("key position")
+        ax.set_ylabel("query position")
+    fig.suptitle(title)
+    fig.colorbar(image, ax=list(axes[0]), label="attention probability (log)", fraction=0.025, pad=0.02)
+    return fig
