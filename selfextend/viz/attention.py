@@ -12,7 +12,9 @@ from matplotlib.figure import Figure
 
 from .positions import FUTURE_COLOR, causal_offset
 
-MAX_TICK_LABELS = 40  # more tokens than this: label every k-th one
+MAX_TOKEN_LABELS = 32  # up to this many tokens every one is labelled, beyond that every k-th one
+MAX_NUMBER_LABELS = 12  # positions without tokens: at most about this many labels per axis
+_NICE_STEPS = (1, 2, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200, 256, 500, 512, 1000, 1024)
 
 
 def _as_matrix(values, name: str) -> np.ndarray:
@@ -75,11 +77,24 @@ def _tick_labels(ax: Axes, shape: tuple[int, int], tokens, query_tokens) -> None
         raise ValueError(f"query_tokens must have one label per query ({rows}), got {len(query_tokens)}")
     keys = [str(t) for t in tokens] if tokens is not None else [str(j) for j in range(cols)]
     queries = [str(t) for t in query_tokens] if query_tokens is not None else [str(offset + i) for i in range(rows)]
-    col_step = max(1, -(-cols // MAX_TICK_LABELS))
-    row_step = max(1, -(-rows // MAX_TICK_LABELS))
-    ax.set_xticks(range(0, cols, col_step), keys[::col_step], rotation=90 if tokens is not None else 0)
-    ax.set_yticks(range(0, rows, row_step), queries[::row_step])
+    col_step = _tick_step(cols, tokens is not None)
+    row_step = _tick_step(rows, query_tokens is not None)
+    size = 7 if max(cols, rows) > 12 else None
+    ax.set_xticks(range(0, cols, col_step), keys[::col_step], rotation=90 if tokens is not None else 0,
+                  fontsize=size)
+    ax.set_yticks(range(0, rows, row_step), queries[::row_step], fontsize=size)
     ax.tick_params(length=2)
+
+
+def _tick_step(count: int, tokens: bool) -> int:
+    """Label every token up to MAX_TOKEN_LABELS; otherwise the smallest round step that fits."""
+    if tokens and count <= MAX_TOKEN_LABELS:
+        return 1
+    limit = MAX_TOKEN_LABELS if tokens else MAX_NUMBER_LABELS
+    for step in _NICE_STEPS:
+        if -(-count // step) <= limit:
+            return step
+    return -(-count // limit)
 
 
 def _draw_boundary(ax: Axes, shape: tuple[int, int], window: int) -> None:

@@ -356,7 +356,7 @@ def plot_largest_position(
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
     else:
         fig = ax.figure
-    ax.axhspan(pretrained_length, max(normal.max(), extended.max(), pretrained_length) + 1,
+    ax.axhspan(pretrained_length - 0.5, max(normal.max(), extended.max(), pretrained_length) + 1,
                color=UNSEEN_COLOR, alpha=0.18, linewidth=0, label="never seen in pretraining (>= L)")
     ax.axhline(pretrained_length - 1, color=UNSEEN_COLOR, linewidth=1.0, linestyle="--",
                label=f"L - 1 = {pretrained_length - 1}, largest pretrained position")
@@ -375,3 +375,93 @@ def plot_largest_position(
     if title is not None:
         ax.set_title(title)
     return fig
+
+
+def plot_rope_scores(
+    distances,
+    scores: Mapping[str, object],
+    *,
+    pretrained_length: int | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """RoPE score q·k against the distance i - j, one line per entry of ``scores``.
+
+    Distances >= ``pretrained_length`` L are shaded: a model pretrained on L tokens never saw them.
+    """
+    distances = _as_vector(distances, "distances")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.8, 3.4))
+    else:
+        fig = ax.figure
+    if not scores:
+        raise ValueError("scores must map at least one label to a score curve")
+    colors = [GROUPED_COLOR, NEIGHBOR_COLOR, "#2ca02c", "#9467bd"]
+    for k, (label, values) in enumerate(scores.items()):
+        values = _as_vector(values, f"scores[{label!r}]")
+        if values.shape != distances.shape:
+            raise ValueError(f"scores[{label!r}] must have one value per distance ({len(distances)}), got {len(values)}")
+        ax.plot(distances, values, color=colors[k % len(colors)], linewidth=1.0, label=label)
+    if pretrained_length is not None:
+        pretrained_length = check_positive_int("pretrained_length", pretrained_length)
+        ax.axvspan(pretrained_length, distances.max(), color=UNSEEN_COLOR, alpha=0.18, linewidth=0,
+                   label=f"never seen in pretraining (i - j >= L = {pretrained_length})")
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set_xlim(distances.min(), distances.max())
+    ax.set_xlabel("relative position i - j")
+    ax.set_ylabel("score  q·k / √d")
+    ax.legend(loc="upper right", fontsize=8, frameon=True, facecolor="white", framealpha=0.9, edgecolor="none")
+    if title is not None:
+        ax.set_title(title)
+    return fig
+
+
+def plot_rotation_coverage(
+    head_dim: int,
+    pretrained_length: int,
+    seq_len: int,
+    base: float = 10000.0,
+    *,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """For every RoPE pair k, the part of a full turn its angle (i - j)·θ_k sweeps.
+
+    Distances 0 .. L-1 (pretraining) against 0 .. N-1 (the long input). Pairs whose bar for N is
+    taller than for L meet angles at inference that they never met in training.
+    """
+    from ..rope import inverse_frequencies
+
+    pretrained_length = check_positive_int("pretrained_length", pretrained_length)
+    seq_len = check_positive_int("seq_len", seq_len)
+    theta = inverse_frequencies(head_dim, base).numpy()
+    turn = 2 * np.pi
+    seen = np.minimum((pretrained_length - 1) * theta / turn, 1.0)
+    needed = np.minimum((seq_len - 1) * theta / turn, 1.0)
+    pairs = np.arange(len(theta))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.8, 3.2))
+    else:
+        fig = ax.figure
+    ax.bar(pairs, needed, width=0.8, color=UNSEEN_COLOR, alpha=0.45,
+           label=f"swept by distances < N = {seq_len}")
+    ax.bar(pairs, seen, width=0.8, color=GROUPED_COLOR, edgecolor="black", linewidth=0.3,
+           label=f"swept in pretraining, distances < L = {pretrained_length}")
+    ax.set_yscale("log")
+    ax.set_ylim(min(seen.min(), 1.0) / 2, 2.0)
+    ax.set_xlabel("RoPE pair k  (θ_k = base^(-2k/d), slower to the right)")
+    ax.set_ylabel("part of a full turn")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8)
+    if title is not None:
+        ax.set_title(title)
+    return fig
+
+
+def _as_vector(values, name: str) -> np.ndarray:
+    """A 1-D float numpy copy of a tensor / array / list."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().to(torch.float64).cpu().numpy()
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {array.shape}")
+    return array
