@@ -1,7 +1,7 @@
 """Plotting helpers: every function returns a matplotlib Figure; save_figure writes it to figures/."""
 from .attention import plot_attention, plot_attention_panels
-from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_attention_maps,
-                          plot_attention_rows, plot_bits_by_length, plot_loss_by_position)
+from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_attention_maps, plot_bits_by_length,
+                          plot_loss_by_position)
 from .passkey import plot_passkey_heatmap
 from .positions import (plot_largest_position, plot_mask, plot_position_usage, plot_relative_positions,
                         plot_rope_scores, plot_rotation_coverage, plot_selfextend_positions)
@@ -14,7 +14,6 @@ __all__ = [
     "plot_attention",
     "plot_attention_maps",
     "plot_attention_panels",
-    "plot_attention_rows",
     "plot_bits_by_length",
     "plot_largest_position",
     "plot_loss_by_position",
