@@ -17,9 +17,13 @@ import torch.nn.functional as F
 from einops import repeat
 
 from ._checks import check_float_tensor, check_positions, check_positive_int
+from .fast_attention import fast_merged_attention
 from .rope import apply_rope
 
-IMPLEMENTATIONS = {"auto", "reference"}
+IMPLEMENTATIONS = {"auto", "fast", "reference"}
+# "auto" takes the fast path from this many (query, key) pairs on, or from this many keys (decoding).
+AUTO_FAST_MIN_PAIRS = 128 * 128
+AUTO_FAST_MIN_KEYS = 1024
 
 
 def validate_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
@@ -95,10 +99,26 @@ def merged_attention(
     A key is grouped for a query when  query_position - key_position >= window.
     ``attn_mask`` (bool, True = may attend, broadcastable to [b, hq, nq, nk]) replaces the default
     causal mask (query row r is at index nk - nq + r). ``softcap`` applies  c * tanh(x / c)  to logits.
-    ``implementation``: "reference" (this function's two full logit matrices) or "auto".
+    ``implementation``: "reference" (this function's two full logit matrices), "fast"
+    (``selfextend.fast_attention``: the same result, exact, in O(nq + nk) memory, no weights) or
+    "auto": "reference" when ``return_weights=True`` (only it forms the weights), when nq = 0, or
+    for small problems (nq * nk < AUTO_FAST_MIN_PAIRS and nk < AUTO_FAST_MIN_KEYS), else "fast".
     """
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {sorted(IMPLEMENTATIONS)}, got {implementation!r}")
+    nq, nk = q_neighbor.shape[-2], k_neighbor.shape[-2]
+    if implementation == "fast" and return_weights:
+        raise ValueError(
+            'return_weights=True needs implementation="reference" or "auto"; the "fast" path never forms the weights'
+        )
+    if implementation == "auto":
+        small = nq * nk < AUTO_FAST_MIN_PAIRS and nk < AUTO_FAST_MIN_KEYS
+        implementation = "reference" if return_weights or nq == 0 or small else "fast"
+    if implementation == "fast":
+        return fast_merged_attention(
+            q_neighbor, k_neighbor, q_grouped, k_grouped, v, query_positions, key_positions, window,
+            scale=scale, attn_mask=attn_mask, softcap=softcap,
+        )
     n_rep = q_neighbor.shape[1] // k_neighbor.shape[1]
     if n_rep > 1:  # grouped-query attention: head h reads kv head h // n_rep
         k_neighbor, k_grouped, v = (repeat(t, "b h n d -> b (h r) n d", r=n_rep) for t in (k_neighbor, k_grouped, v))
@@ -143,7 +163,8 @@ def self_extend_attention(
     i // g + (w - w // g) and key position j // g; one softmax over the merged logits.
     ``positions`` ([nk] or [b, nk], default 0..nk-1) are the key positions; queries take the last nq.
     ``return_weights=True`` also returns the probabilities [b, hq, nq, nk] (float32 for half inputs).
-    ``implementation`` selects the kernel: "reference" or "auto" (see ``merged_attention``).
+    ``implementation`` selects the kernel: "reference", "fast" (exact, O(nq + nk) memory, no weights)
+    or "auto" (see ``merged_attention``).
     """
     validate_qkv(q, k, v)
     group_size = check_positive_int("group_size", group_size)

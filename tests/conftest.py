@@ -3,7 +3,7 @@ import pytest
 import torch
 
 # Every attention kernel the package offers; the core tests run on each of them.
-IMPLEMENTATIONS = ["reference"]
+IMPLEMENTATIONS = ["reference", "fast"]
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)

@@ -1,0 +1,387 @@
+"""Fast, memory-lean EXACT SelfExtend attention: query chunks, key segments, log-sum-exp merge.
+
+The reference (``merged_attention(..., implementation="reference")``) builds two [nq, nk] logit
+matrices and picks one entry of each pair. But "each (query, key) pair uses exactly one of the two
+logits", so SelfExtend needs no more arithmetic than one causal attention. This file computes the
+same softmax without ever holding an [nq, nk] matrix:
+
+1. Queries are cut into chunks of ``query_chunk`` rows. For one chunk every key j is classified from
+   the positions alone:   grouped  if  min_i(p_i) - p_j >= w  for every query i of the chunk,
+                          neighbor if  max_i(p_i) - p_j <  w  for every query i of the chunk,
+                          mixed    otherwise (a band about one chunk wide, near p_j = p_i - w),
+   and by the attention mask: all rows may attend, some rows may, or none (skipped: future keys).
+2. Consecutive keys of one class form a *segment*. A grouped segment is attended with grouped q/k
+   only, a neighbor segment with neighbor q/k only; only a mixed segment computes both, each with
+   the half of the band it owns (``p_i - p_j >= w`` or ``< w``) masked.
+3. Each segment s gives a partial result: its softmax-weighted mean o_s and its log-sum-exp
+   l_s = log sum_{j in s} exp(x_ij). The exact attention over all segments is
+
+        out = sum_s exp(l_s - l) o_s,    l = log sum_s exp(l_s)          (log-sum-exp merge)
+
+   because softmax over a union of key sets is the l_s-weighted mix of the per-set softmaxes.
+
+On CPU without autograd and without a softcap each segment is one call of torch's fused flash
+attention kernel (``_scaled_dot_product_flash_attention_for_cpu``, which returns l_s); otherwise
+(softcap, gradients, other devices) the chunk's logits over the used key range are built segment
+by segment and go through one ordinary softmax, which autograd differentiates. Memory is O(nq + nk)
+plus one chunk, and decoding (nq = 1) costs one attention row.
+
+Masked logits behave as in the reference: a finite minimum fill, so a fully masked (padding) row
+gets the mean of v over all keys instead of NaN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ._checks import check_positive_int
+
+GROUPED, NEIGHBOR, MIXED = "grouped", "neighbor", "mixed"
+QUERY_CHUNK = 256  # rows per chunk of the general fused path: its mixed band costs ~chunk x chunk extra
+BAND_CHUNK = 1024  # rows per neighbor-band chunk; torch's CPU kernel uses its big tiles from 768 rows on
+MAX_MASKED_KEYS = 2048  # masked segments wider than this are split, so a mask is at most chunk x 2048
+MAX_SEGMENTS = 16  # more runs than this (scrambled positions or masks): one masked mixed segment
+MANUAL_CHUNK_BYTES = 16 * 2**20  # logits held per chunk by the autograd / softcap path
+
+_ALL, _SOME, _NONE = 0, 1, 2  # how many rows of the chunk may attend a key
+
+_flash_with_lse = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Keys start:end of one query chunk, attended with ``kind`` q/k; ``masked``: some rows may not attend."""
+
+    start: int
+    end: int
+    kind: str
+    masked: bool
+
+
+def _as_4d(mask: torch.Tensor) -> torch.Tensor:
+    """A mask broadcastable to [b, h, nq, nk] as a 4-D view with leading 1s."""
+    if mask.dim() > 4:
+        raise ValueError(f"attn_mask must have at most 4 dimensions, got shape {tuple(mask.shape)}")
+    return mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
+
+
+def _chunk_rows(mask4: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """Rows start:end of a 4-D mask (a row dimension of size 1 broadcasts)."""
+    return mask4 if mask4.shape[2] == 1 else mask4[:, :, start:end]
+
+
+def _key_kinds(query_pos: torch.Tensor, key_pos: torch.Tensor, window: int) -> torch.Tensor:
+    """Per key, for one chunk of queries: 0 grouped for all rows, 1 neighbor for all rows, 2 mixed."""
+    low, high = query_pos.min(), query_pos.max()  # over the chunk (and the batch)
+    grouped = low - key_pos >= window  # then p_i - p_j >= w for every query i of the chunk
+    neighbor = high - key_pos < window  # then p_i - p_j < w for every query i of the chunk
+    if key_pos.dim() == 2:  # positions per batch row: the class must hold in every row
+        grouped, neighbor = grouped.all(0), neighbor.all(0)
+    kinds = torch.full(grouped.shape, 2, dtype=torch.int8, device=key_pos.device)
+    return kinds.masked_fill(grouped, 0).masked_fill(neighbor, 1)
+
+
+def _key_access(mask_rows: torch.Tensor | None, row_start: int, row_end: int, nq: int, nk: int) -> torch.Tensor:
+    """Per key: _ALL rows of the chunk may attend it, _SOME may, or _NONE (default mask: causal)."""
+    index = torch.arange(nk)
+    if mask_rows is None:  # query row r sits at key index nk - nq + r
+        first, last = nk - nq + row_start, nk - nq + row_end - 1
+        return torch.where(index <= first, _ALL, torch.where(index <= last, _SOME, _NONE)).to(torch.int8)
+    every = mask_rows.all(dim=2).all(dim=1).all(dim=0).expand(nk).cpu()
+    some = mask_rows.any(dim=2).any(dim=1).any(dim=0).expand(nk).cpu()
+    return torch.where(every, _ALL, torch.where(some, _SOME, _NONE)).to(torch.int8)
+
+
+def plan_chunk(
+    query_pos: torch.Tensor,
+    key_pos: torch.Tensor,
+    window: int,
+    row_start: int,
+    row_end: int,
+    nq: int,
+    mask_rows: torch.Tensor | None = None,
+    max_masked_keys: int = MAX_MASKED_KEYS,
+) -> list[Segment]:
+    """The key segments of query rows row_start:row_end (positions [nq]/[b, nq] and [nk]/[b, nk])."""
+    nk = key_pos.shape[-1]
+    kinds = _key_kinds(query_pos[..., row_start:row_end], key_pos, window).cpu()
+    access = _key_access(mask_rows, row_start, row_end, nq, nk)
+    code = kinds.long() * 3 + access.long()
+    cuts = [0, *(torch.nonzero(code[1:] != code[:-1]).flatten() + 1).tolist(), nk]
+    names = (GROUPED, NEIGHBOR, MIXED)
+    runs = [
+        Segment(a, b, names[int(kinds[a])], int(access[a]) == _SOME)
+        for a, b in zip(cuts[:-1], cuts[1:])
+        if int(access[a]) != _NONE
+    ]
+    if len(runs) > MAX_SEGMENTS:  # scrambled positions or masks: one span, both q/k, masks decide
+        runs = [Segment(runs[0].start, runs[-1].end, MIXED, True)]
+    segments = []
+    for seg in runs:  # bound the size of any mask we build
+        if seg.masked or seg.kind == MIXED:
+            for a in range(seg.start, seg.end, max_masked_keys):
+                segments.append(Segment(a, min(seg.end, a + max_masked_keys), seg.kind, seg.masked))
+        else:
+            segments.append(seg)
+    return segments
+
+
+def plan(
+    query_positions: torch.Tensor,
+    key_positions: torch.Tensor,
+    window: int,
+    query_chunk: int = QUERY_CHUNK,
+    attn_mask: torch.Tensor | None = None,
+) -> list[tuple[int, int, list[Segment]]]:
+    """The whole schedule: (row_start, row_end, segments) for every chunk of queries (for pictures)."""
+    nq, nk = query_positions.shape[-1], key_positions.shape[-1]
+    mask4 = None if attn_mask is None else _as_4d(attn_mask)
+    schedule = []
+    for start in range(0, nq, query_chunk):
+        end = min(nq, start + query_chunk)
+        rows = None if mask4 is None else _chunk_rows(mask4, start, end)
+        schedule.append((start, end, plan_chunk(query_positions, key_positions, window, start, end, nq, rows)))
+    return schedule
+
+
+def _allowed(
+    seg: Segment, mask_rows, query_pos, key_pos, window: int, row_start: int, row_end: int, nq: int, nk: int
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(may-attend mask, is-grouped mask) of one segment as 4-D bool tensors, or None where not needed."""
+    keys = slice(seg.start, seg.end)
+    allowed = None
+    if seg.masked:
+        if mask_rows is None:  # causal: key index j <= nk - nq + r
+            rows = torch.arange(nk - nq + row_start, nk - nq + row_end, device=key_pos.device)
+            allowed = (torch.arange(seg.start, seg.end, device=key_pos.device) <= rows[:, None])[None, None]
+        else:  # a key dimension of size 1 broadcasts
+            allowed = mask_rows if mask_rows.shape[-1] == 1 else mask_rows[..., keys]
+        allowed = allowed.expand(*allowed.shape[:2], row_end - row_start, seg.end - seg.start)
+    grouped = None
+    if seg.kind == MIXED:  # p_i - p_j >= w, per element:  [C, S] or [b, C, S] -> 4-D
+        distance = query_pos[..., row_start:row_end, None] - key_pos[..., None, keys]
+        grouped = (distance >= window).reshape((-1, 1) + distance.shape[-2:])
+    return allowed, grouped
+
+
+def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """Bool mask -> 0 where allowed, the finite minimum elsewhere (a fully masked row stays finite)."""
+    if mask is None:
+        return None
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
+
+
+def _combine(allowed, grouped, want_grouped: bool):
+    """allowed & (grouped or not grouped), any of them possibly None (= everywhere True)."""
+    if grouped is None:
+        return allowed
+    side = grouped if want_grouped else ~grouped
+    return side if allowed is None else allowed & side
+
+
+def _attend(q, k, v, scale: float, *, causal: bool = False, mask: torch.Tensor | None = None):
+    """(o, l): softmax attention of q over k, v and its log-sum-exp per row, from the fused kernel."""
+    out, lse = _flash_with_lse(q, k, v, is_causal=causal, attn_mask=_additive(mask, q.dtype), scale=scale)
+    return out, lse.to(q.dtype)
+
+
+def _fold(acc, part):
+    """Merge two partial results over disjoint key sets:  l = logaddexp(l1, l2),  o = sum exp(l_s - l) o_s."""
+    if acc is None:
+        return part
+    (out_a, lse_a), (out_b, lse_b) = acc, part
+    lse = torch.logaddexp(lse_a, lse_b)
+    return out_a * (lse_a - lse).exp()[..., None] + out_b * (lse_b - lse).exp()[..., None], lse
+
+
+def _consecutive(query_positions: torch.Tensor, key_positions: torch.Tensor) -> bool:
+    """True when the key positions are offset + 0, 1, 2, ... (per row) and the queries are the last ones."""
+    nq, nk = query_positions.shape[-1], key_positions.shape[-1]
+    steps = torch.arange(nk, device=key_positions.device)
+    if not bool((key_positions - key_positions[..., :1] == steps).all()):
+        return False
+    tail = key_positions[..., nk - nq:]
+    if query_positions.dim() == 2 and tail.dim() == 2 and query_positions.shape[0] != tail.shape[0]:
+        return False  # one row of keys per batch row against one row of queries for all: compare rows
+    return bool((query_positions == tail).all())
+
+
+def _banded(qn, kn, qg, kg, v, window: int, scale: float, band_chunk: int) -> torch.Tensor:
+    """Default causal mask and consecutive positions: a few big fused calls, nothing wasted.
+
+    Query row r sits at index t = nk - nq + r. Grouped keys are j <= t - w: one causal attention of
+    q_g (rows with t >= w) over k_g[: nk - w], aligned at the bottom right. Neighbor keys are the band
+    t - w < j <= t; per chunk of R <= w - 1 rows starting at index t0 it is three disjoint pieces:
+      A  keys t0-w+1 .. t0-w+R    row r takes j >= t0-w+1+r   (reverse both: a causal square)
+      B  keys t0-w+1+R .. t0-1    every row                    (no mask)
+      C  keys t0 .. t0+R-1        row r takes j <= t0+r        (a causal square)
+    """
+    b, hq, nq, _ = qn.shape
+    nk = kn.shape[2]
+    out = torch.empty(b, hq, nq, v.shape[-1], dtype=v.dtype, device=v.device)
+    first_grouped = max(0, window - (nk - nq))  # rows r >= this have grouped keys
+    grouped = None
+    if first_grouped < nq:
+        q, k, vv = qg[:, :, first_grouped:], kg[:, :, : nk - window], v[:, :, : nk - window]
+        offset = k.shape[2] - q.shape[2]  # >= 0: row r' takes keys j <= offset + r'
+        if q.shape[2] == 1:
+            grouped = _attend(q, k, vv, scale)
+        else:
+            grouped = _attend(q, k[:, :, offset:], vv[:, :, offset:], scale, causal=True)
+            if offset > 0:
+                grouped = _fold(grouped, _attend(q, k[:, :, :offset], vv[:, :, :offset], scale))
+    for start in range(0, nq, band_chunk):
+        rows = min(band_chunk, nq - start)
+        t0 = nk - nq + start
+        q = qn[:, :, start : start + rows]
+        if rows == 1:  # one query: its whole band, no mask
+            acc = _attend(q, kn[:, :, max(0, t0 - window + 1) : t0 + 1], v[:, :, max(0, t0 - window + 1) : t0 + 1], scale)
+        else:
+            acc = _attend(q, kn[:, :, t0 : t0 + rows], v[:, :, t0 : t0 + rows], scale, causal=True)  # C
+            a_start, a_end = t0 - window + 1, t0 - window + 1 + rows
+            b_start = max(0, a_end)
+            if b_start < t0:  # B
+                acc = _fold(acc, _attend(q, kn[:, :, b_start:t0], v[:, :, b_start:t0], scale))
+            if a_end > 0 and a_start >= 0:  # A, reversed: r~ = R-1-r, j~ = R-1-j' turn j' >= r into j~ <= r~
+                part_out, part_lse = _attend(
+                    q.flip(2), kn[:, :, a_start:a_end].flip(2), v[:, :, a_start:a_end].flip(2), scale, causal=True
+                )
+                acc = _fold(acc, (part_out.flip(2), part_lse.flip(2)))
+            elif a_end > 0:  # A clipped at key 0: an explicit mask, row r takes j >= t0 - w + 1 + r
+                keys = torch.arange(a_end, device=v.device)
+                need = torch.arange(rows, device=v.device)[:, None] + a_start
+                acc = _fold(acc, _attend(q, kn[:, :, :a_end], v[:, :, :a_end], scale, mask=keys >= need))
+        out[:, :, start : start + rows] = acc[0]
+        if grouped is not None and start + rows > first_grouped:  # fold in the grouped keys of these rows
+            low, high = max(start, first_grouped), start + rows
+            band = acc[0][:, :, low - start :], acc[1][:, :, low - start :]
+            far = grouped[0][:, :, low - first_grouped : high - first_grouped], grouped[1][
+                :, :, low - first_grouped : high - first_grouped
+            ]
+            out[:, :, low:high] = _fold(band, far)[0]
+    return out
+
+
+def _fused_chunk(qn, kn, qg, kg, v, segments, allowed_of, scale: float) -> torch.Tensor:
+    """One chunk on the fused kernel: each segment gives (o_s, l_s); merge by log-sum-exp."""
+    acc = None
+    for seg in segments:
+        keys = slice(seg.start, seg.end)
+        allowed, grouped = allowed_of(seg)
+        for kind, q, k in ((NEIGHBOR, qn, kn), (GROUPED, qg, kg)):
+            if seg.kind in (kind, MIXED):
+                mask = _combine(allowed, grouped, kind == GROUPED)
+                acc = _fold(acc, _attend(q, k[:, :, keys], v[:, :, keys], scale, mask=mask))
+    return acc[0]
+
+
+def _gqa_matmul(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x [b, hq, r, c] @ y [b, hkv, c, s] -> [b, hq, r, s], head h using y head h // (hq // hkv)."""
+    b, hq, r, c = x.shape
+    hkv = y.shape[1]
+    return (x.reshape(b, hkv, (hq // hkv) * r, c) @ y).reshape(b, hq, r, y.shape[-1])
+
+
+def _manual_chunk(qn, kn, qg, kg, v, segments, allowed_of, scale: float, softcap: float | None) -> torch.Tensor:
+    """One chunk through ordinary ops (autograd, softcap): logits of the used key span, one softmax."""
+    fill = torch.finfo(v.dtype).min
+    start, end = segments[0].start, segments[-1].end
+    pieces, cursor = [], start
+    b, hq, rows, _ = qn.shape
+
+    def logits(q, k, keys):
+        x = _gqa_matmul(q, k[:, :, keys].transpose(-1, -2)) * scale
+        return x if softcap is None else softcap * torch.tanh(x / softcap)
+
+    for seg in segments:
+        if seg.start > cursor:  # keys no row may attend, between two segments
+            pieces.append(torch.full((b, hq, rows, seg.start - cursor), fill, dtype=v.dtype, device=v.device))
+        keys = slice(seg.start, seg.end)
+        allowed, grouped = allowed_of(seg)
+        if seg.kind == NEIGHBOR:
+            x = logits(qn, kn, keys)
+        elif seg.kind == GROUPED:
+            x = logits(qg, kg, keys)
+        else:
+            x = torch.where(grouped, logits(qg, kg, keys), logits(qn, kn, keys))
+        if allowed is not None:
+            x = x.masked_fill(~allowed, fill)
+        pieces.append(x)
+        cursor = seg.end
+    weights = torch.softmax(torch.cat(pieces, dim=-1), dim=-1)
+    return _gqa_matmul(weights, v[:, :, start:end])
+
+
+def fast_merged_attention(
+    q_neighbor: torch.Tensor,
+    k_neighbor: torch.Tensor,
+    q_grouped: torch.Tensor,
+    k_grouped: torch.Tensor,
+    v: torch.Tensor,
+    query_positions: torch.Tensor,
+    key_positions: torch.Tensor,
+    window: int,
+    *,
+    scale: float,
+    attn_mask: torch.Tensor | None = None,
+    softcap: float | None = None,
+    query_chunk: int | None = None,
+) -> torch.Tensor:
+    """Exact SelfExtend attention on rotated q_* [b, hq, nq, d], k_*, v [b, hkv, nk, d], O(nq + nk) memory.
+
+    Same contract as ``merged_attention``: grouped where query_position - key_position >= window,
+    ``attn_mask`` (bool, True = may attend, broadcastable to [b, hq, nq, nk]) replaces the causal
+    mask, ``softcap`` applies c * tanh(x / c) to the logits. Returns [b, hq, nq, d] in v's dtype.
+    """
+    window = check_positive_int("window", window)
+    if query_chunk is not None:
+        query_chunk = check_positive_int("query_chunk", query_chunk)
+    if softcap is not None and not softcap > 0:
+        raise ValueError(f"softcap must be a positive number or None, got {softcap!r}")
+    if attn_mask is not None and attn_mask.dtype != torch.bool:
+        raise ValueError(f"attn_mask must be a bool tensor (True = may attend), got {attn_mask.dtype}")
+    b, hq, nq, _ = q_neighbor.shape
+    nk = k_neighbor.shape[2]
+    out_dtype = v.dtype
+    compute = torch.float64 if out_dtype == torch.float64 else torch.float32
+    qn, kn, qg, kg, vc = (t.to(compute) for t in (q_neighbor, k_neighbor, q_grouped, k_grouped, v))
+    query_pos = query_positions.to(qn.device)
+    key_pos = key_positions.to(qn.device)
+    mask4 = None if attn_mask is None else _as_4d(attn_mask.to(qn.device))
+
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (qn, kn, qg, kg, vc))
+    fused = _flash_with_lse is not None and qn.device.type == "cpu" and softcap is None and not grad
+    if fused and mask4 is None and window >= 2 and nq > 0 and _consecutive(query_pos, key_pos):
+        band_chunk = min(BAND_CHUNK, window - 1) if query_chunk is None else min(query_chunk, window - 1)
+        return _banded(qn, kn, qg, kg, vc, window, scale, band_chunk).to(out_dtype)
+    if query_chunk is None:
+        per_row = b * hq * nk * qn.element_size() * 3
+        query_chunk = QUERY_CHUNK if fused else max(1, min(256, MANUAL_CHUNK_BYTES // per_row))
+
+    mean_v = None  # what a fully masked row gets (the reference: uniform weights over all keys)
+    if mask4 is not None:
+        mean_v = vc.mean(dim=2, keepdim=True).repeat_interleave(hq // vc.shape[1], dim=1)
+
+    out = torch.empty(b, hq, nq, vc.shape[-1], dtype=compute, device=qn.device)
+    for start in range(0, nq, query_chunk):
+        end = min(nq, start + query_chunk)
+        rows = None if mask4 is None else _chunk_rows(mask4, start, end)
+        segments = plan_chunk(query_pos, key_pos, window, start, end, nq, rows)
+
+        def allowed_of(seg, start=start, end=end, rows=rows):
+            return _allowed(seg, rows, query_pos, key_pos, window, start, end, nq, nk)
+
+        chunk = [t[:, :, start:end] for t in (qn, qg)]
+        if not segments:  # every row of the chunk fully masked
+            result = mean_v.expand(b, hq, end - start, -1)
+        elif fused:
+            result = _fused_chunk(chunk[0], kn, chunk[1], kg, vc, segments, allowed_of, scale)
+        else:
+            result = _manual_chunk(chunk[0], kn, chunk[1], kg, vc, segments, allowed_of, scale, softcap)
+        if rows is not None:
+            dead = ~rows.any(dim=-1, keepdim=True)  # [.., C, 1]: rows with no key at all
+            if bool(dead.any()):
+                result = torch.where(dead, mean_v, result)
+        out[:, :, start:end] = result
+    return out.to(out_dtype)
