@@ -1,0 +1,263 @@
+"""Passkey retrieval on a real Hugging Face model, with and without SelfExtend (Jin et al., 2024, Sec. 4.2).
+
+    python -m selfextend.passkey --model PATH --group-size 8 --window 1024 \\
+        --lengths 4096 8192 16384 --depths 0 0.25 0.5 0.75 1 --trials 5 --out results/passkey
+
+"The passkey retrieval task ... [hides] a random passkey within a long text and [asks] the model
+to retrieve it" (Mohtashami & Jaggi, 2023). Each prompt is filler text ("The grass is green. The sky
+is blue. ...") of about ``length`` tokens, with "The pass key is NNNNN." at ``depth`` of the filler
+(0 = start, 1 = just before the question). The model decodes greedily; a trial counts when the
+first number it writes is exactly the 5-digit key. Writes a table (stdout), ``passkey.json`` and a
+length x depth heatmap ``passkey_heatmap.png/.svg`` in ``--out``. ``--group-size 1`` (or
+``--baseline``) runs the unmodified model. Needs transformers and local weights; a GPU for real lengths.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .data import FILLER_SENTENCES, PASSKEY_DIGITS, QUESTION, needle
+
+PREAMBLE = (
+    "There is an important piece of information hidden inside a lot of irrelevant text. "
+    "Find it and memorize it. I will quiz you about it afterwards.\n"
+)
+DEFAULT_DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading (shared with selfextend.perplexity)
+# ---------------------------------------------------------------------------------------------
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda if available, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """'auto' -> bfloat16 on a GPU, float32 on a CPU."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in choices:
+        raise ValueError(f"dtype must be one of {['auto', *choices]}, got {dtype!r}")
+    return choices[dtype]
+
+
+def load_model(path: str, device: str = "auto", dtype: str = "auto", no_sliding_window: bool = False):
+    """(model in eval mode, tokenizer) from a local folder; optionally switch sliding windows off."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_device = resolve_device(device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, torch_device))
+    if no_sliding_window and getattr(model.config, "sliding_window", None) is not None:
+        model.config.sliding_window = None  # as the paper does for Mistral
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model.to(torch_device).eval(), tokenizer
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --group-size, --window, --baseline, --device, --dtype, --no-sliding-window, --out."""
+    parser.add_argument("--model", required=True, help="local folder with a transformers causal LM + tokenizer")
+    parser.add_argument("--group-size", type=int, default=1, help="SelfExtend group size g (1 = unmodified model)")
+    parser.add_argument("--window", type=int, default=512, help="SelfExtend neighbor window w (tokens)")
+    parser.add_argument("--baseline", action="store_true", help="also run the unmodified model")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16")
+    parser.add_argument("--no-sliding-window", action="store_true",
+                        help="set config.sliding_window = None (needed for Mistral-style models, as in the paper)")
+
+
+def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a usage error on bad lengths / sizes."""
+    if args.group_size < 1:
+        parser.error(f"--group-size must be >= 1, got {args.group_size}")
+    if args.window < 1:
+        parser.error(f"--window must be >= 1, got {args.window}")
+    if any(n < 2 for n in args.lengths):
+        parser.error(f"--lengths must all be >= 2 tokens, got {args.lengths}")
+
+
+def methods(group_size: int, window: int, baseline: bool) -> list[tuple[str, int]]:
+    """(label, group size) of each run; group size 1 is the unmodified model."""
+    runs = [("baseline", 1)] if baseline or group_size == 1 else []
+    if group_size > 1:
+        runs.append((f"selfextend g={group_size} w={window}", group_size))
+    return runs
+
+
+class maybe_selfextend:
+    """Context manager: SelfExtend(model, g, w) when g > 1, nothing when g == 1."""
+
+    def __init__(self, model, group_size: int, window: int):
+        self.model, self.group_size, self.window, self.handle = model, group_size, window, None
+
+    def __enter__(self):
+        if self.group_size > 1:
+            from .hf import SelfExtend
+
+            self.handle = SelfExtend(self.model, self.group_size, self.window)
+        return self.handle
+
+    def __exit__(self, *exc):
+        if self.handle is not None:
+            self.handle.remove()
+
+
+# ---------------------------------------------------------------------------------------------
+# The task
+# ---------------------------------------------------------------------------------------------
+
+def build_prompt(tokenizer, length: int, depth: float, passkey: str, start: int = 0,
+                 n_sentences: int | None = None) -> str:
+    """Preamble + filler with the needle at ``depth`` + question, about ``length`` tokens long.
+
+    The filler is whole sentences, so the prompt is within one sentence (a few tokens) of ``length``.
+    ``n_sentences`` fixes the number of filler sentences instead (``length`` is then ignored).
+    """
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    fixed = count(PREAMBLE + needle(passkey) + QUESTION.rstrip(" "))
+    if fixed > length:
+        raise ValueError(f"length must be >= {fixed} tokens (preamble + needle + question) for this tokenizer, got {length}")
+    per_sentence = count(" ".join(FILLER_SENTENCES) * 4) / (4 * len(FILLER_SENTENCES))
+    n = max(0, int((length - fixed) / per_sentence))
+
+    def text_with(filler_count: int) -> str:
+        sentences = [FILLER_SENTENCES[(start + i) % len(FILLER_SENTENCES)] for i in range(filler_count)]
+        cut = round(depth * filler_count)
+        return PREAMBLE + "".join(sentences[:cut]) + needle(passkey) + "".join(sentences[cut:]) + QUESTION.rstrip(" ")
+
+    if n_sentences is not None:
+        return text_with(n_sentences)
+    while n > 0 and count(text_with(n)) > length:  # the estimate may overshoot by a few sentences
+        n -= 1
+    while count(text_with(n + 1)) <= length:
+        n += 1
+    return text_with(n)
+
+
+def first_number(text: str) -> str | None:
+    """The first run of digits in ``text`` (digits separated only by spaces count as one run)."""
+    match = re.search(r"\d(?:\s*\d)*", text)
+    return None if match is None else re.sub(r"\s", "", match.group())
+
+
+@torch.no_grad()
+def retrieve(model, tokenizer, prompt: str, max_new_tokens: int) -> tuple[str, int]:
+    """Greedy continuation of ``prompt`` -> (decoded new text, prompt length in tokens)."""
+    encoded = tokenizer(prompt, return_tensors="pt").to(model.device)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
+    n_prompt = encoded["input_ids"].shape[1]
+    return tokenizer.decode(output[0, n_prompt:], skip_special_tokens=True), n_prompt
+
+
+def run_passkey(model, tokenizer, lengths, depths, trials: int, group_size: int, window: int,
+                seed: int = 0, max_new_tokens: int = 12, progress=None) -> dict:
+    """Accuracy [depth][length] and every trial, for one setting (group_size 1 = unmodified model)."""
+    rng = random.Random(seed)
+    keys = [[[str(rng.randrange(10 ** (PASSKEY_DIGITS - 1), 10**PASSKEY_DIGITS)) for _ in range(trials)]
+             for _ in depths] for _ in lengths]  # the same keys for every method
+    records, accuracy = [], [[0.0] * len(lengths) for _ in depths]
+    with maybe_selfextend(model, group_size, window):
+        for li, length in enumerate(lengths):
+            for di, depth in enumerate(depths):
+                correct = 0
+                for trial in range(trials):
+                    passkey = keys[li][di][trial]
+                    prompt = build_prompt(tokenizer, length, depth, passkey, start=trial)
+                    answer, n_prompt = retrieve(model, tokenizer, prompt, max_new_tokens)
+                    ok = first_number(answer) == passkey
+                    correct += ok
+                    records.append({"length": length, "prompt_tokens": n_prompt, "depth": depth, "trial": trial,
+                                    "passkey": passkey, "answer": answer, "correct": bool(ok)})
+                    if progress is not None:
+                        progress.update(1)
+                accuracy[di][li] = correct / trials
+    return {"group_size": group_size, "window": window if group_size > 1 else None,
+            "accuracy": accuracy, "trials": records}
+
+
+def format_table(results: dict[str, dict], lengths, depths) -> str:
+    """One block per method: rows = depths, columns = lengths, cells = accuracy in %."""
+    lines = []
+    for label, result in results.items():
+        lines.append(f"{label}")
+        lines.append("depth \\ length " + "".join(f"{n:>9}" for n in lengths))
+        for di, depth in enumerate(depths):
+            cells = "".join(f"{100 * a:>8.0f}%" for a in result["accuracy"][di])
+            lines.append(f"{depth:>14.0%} " + cells)
+        mean = [sum(result["accuracy"][di][li] for di in range(len(depths))) / len(depths) for li in range(len(lengths))]
+        lines.append(f"{'mean':>14} " + "".join(f"{100 * a:>8.0f}%" for a in mean))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m selfextend.passkey", description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--lengths", type=int, nargs="+", required=True, help="prompt lengths in tokens")
+    parser.add_argument("--depths", type=float, nargs="+", default=list(DEFAULT_DEPTHS),
+                        help="needle depths in [0, 1] (default 0 0.25 0.5 0.75 1)")
+    parser.add_argument("--trials", type=int, default=5, help="random pass keys per (length, depth)")
+    parser.add_argument("--max-new-tokens", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="passkey_results", help="folder for passkey.json and the heatmap")
+    args = parser.parse_args(argv)
+    check_common_arguments(parser, args)
+    if any(not 0.0 <= d <= 1.0 for d in args.depths):
+        parser.error(f"--depths must be in [0, 1], got {args.depths}")
+    if args.trials < 1:
+        parser.error(f"--trials must be >= 1, got {args.trials}")
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # a command: write files, never open a window
+    import matplotlib.pyplot as plt
+    from tqdm.auto import tqdm
+
+    from .viz import plot_passkey_heatmap, save_figure
+
+    torch.manual_seed(args.seed)
+    model, tokenizer = load_model(args.model, args.device, args.dtype, args.no_sliding_window)
+    shortest = len(tokenizer(build_prompt(tokenizer, 10**9, 0.0, "0" * PASSKEY_DIGITS, n_sentences=0))["input_ids"])
+    if min(args.lengths) < shortest:
+        parser.error(f"--lengths must all be >= {shortest} tokens (preamble + needle + question), got {args.lengths}")
+    runs = methods(args.group_size, args.window, args.baseline)
+    total = len(runs) * len(args.lengths) * len(args.depths) * args.trials
+    results, started = {}, time.time()
+    with tqdm(total=total, desc="passkey", unit="prompt", file=sys.stderr) as progress:
+        for label, group_size in runs:
+            progress.set_postfix_str(label)
+            results[label] = run_passkey(model, tokenizer, args.lengths, args.depths, args.trials, group_size,
+                                         args.window, args.seed, args.max_new_tokens, progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"model": Path(args.model).name, "lengths": args.lengths, "depths": args.depths,
+              "trials": args.trials, "seed": args.seed, "seconds": round(time.time() - started, 1),
+              "max_position_embeddings": getattr(model.config, "max_position_embeddings", None),
+              "results": results}
+    (out / "passkey.json").write_text(json.dumps(report, indent=2))
+    print(format_table(results, args.lengths, args.depths))
+    for index, (label, result) in enumerate(results.items()):
+        name = "passkey_heatmap" if index == len(results) - 1 else "passkey_heatmap_baseline"
+        fig = plot_passkey_heatmap(result["accuracy"], args.lengths, args.depths, title=f"{Path(args.model).name}: {label}")
+        save_figure(fig, name, directory=out)
+        plt.close(fig)
+    print(f"wrote {out / 'passkey.json'} and {out / 'passkey_heatmap.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
