@@ -207,64 +207,105 @@ def _consecutive(query_positions: torch.Tensor, key_positions: torch.Tensor) -> 
     return bool((query_positions == tail).all())
 
 
-def _banded(qn, kn, qg, kg, v, window: int, scale: float, band_chunk: int) -> torch.Tensor:
-    """Default causal mask and consecutive positions: a few big fused calls, nothing wasted.
+@dataclass(frozen=True)
+class Piece:
+    """One fused call of the banded schedule: query rows r0:r1 against keys k0:k1.
 
-    Query row r sits at index t = nk - nq + r. Grouped keys are j <= t - w: one causal attention of
-    q_g (rows with t >= w) over k_g[: nk - w], aligned at the bottom right. Neighbor keys are the band
-    t - w < j <= t; per chunk of R <= w - 1 rows starting at index t0 it is three disjoint pieces:
-      A  keys t0-w+1 .. t0-w+R    row r takes j >= t0-w+1+r   (reverse both: a causal square)
+    ``kind``: which q/k (grouped or neighbor); ``shape``: "full" (no mask), "causal" (row r takes
+    key k0 + r and earlier), "reversed" (row r takes key k0 + r and later) or "band" (row r takes
+    keys with index >= t(r) - w + 1, an explicit mask).
+    """
+
+    r0: int
+    r1: int
+    k0: int
+    k1: int
+    kind: str
+    shape: str
+
+
+def band_plan(nq: int, nk: int, window: int, band_chunk: int = BAND_CHUNK) -> tuple[list[Piece], list[list[Piece]]]:
+    """The banded schedule: (grouped pieces, neighbor pieces per chunk of rows) for the default causal mask.
+
+    Query row r sits at key index t = nk - nq + r. Grouped keys are j <= t - w: one causal attention
+    of q_g (rows with t >= w) over k_g[: nk - w], aligned at the bottom right (a causal square plus,
+    when nq < nk, a full rectangle before it). Neighbor keys are the band t - w < j <= t; a chunk of
+    R <= w - 1 rows starting at index t0 splits it into three disjoint pieces:
+      A  keys t0-w+1 .. t0-w+R    row r takes j >= t0-w+1+r   (reverse rows and keys: a causal square)
       B  keys t0-w+1+R .. t0-1    every row                    (no mask)
       C  keys t0 .. t0+R-1        row r takes j <= t0+r        (a causal square)
     """
-    b, hq, nq, _ = qn.shape
-    nk = kn.shape[2]
-    out = torch.empty(b, hq, nq, v.shape[-1], dtype=v.dtype, device=v.device)
-    first_grouped = max(0, window - (nk - nq))  # rows r >= this have grouped keys
-    grouped = None
-    if first_grouped < nq:
-        q, k, vv = qg[:, :, first_grouped:], kg[:, :, : nk - window], v[:, :, : nk - window]
-        offset = k.shape[2] - q.shape[2]  # >= 0: row r' takes keys j <= offset + r'
-        if q.shape[2] == 1:
-            grouped = _attend(q, k, vv, scale)
+    window = check_positive_int("window", window)
+    if window < 2:
+        raise ValueError(f"window must be >= 2 for the banded schedule, got {window}")
+    band_chunk = min(check_positive_int("band_chunk", band_chunk), window - 1)
+    grouped = []
+    first = max(0, window - (nk - nq))  # rows r >= first have grouped keys
+    if first < nq:
+        offset = (nk - window) - (nq - first)  # >= 0: row r takes grouped keys j <= offset + (r - first)
+        if nq - first == 1:
+            grouped.append(Piece(first, nq, 0, nk - window, GROUPED, "full"))
         else:
-            grouped = _attend(q, k[:, :, offset:], vv[:, :, offset:], scale, causal=True)
+            grouped.append(Piece(first, nq, offset, nk - window, GROUPED, "causal"))
             if offset > 0:
-                grouped = _fold(grouped, _attend(q, k[:, :, :offset], vv[:, :, :offset], scale))
-    for start in range(0, nq, band_chunk):
-        rows = min(band_chunk, nq - start)
-        t0 = nk - nq + start
-        q = qn[:, :, start : start + rows]
-        if rows == 1:  # one query: its whole band, no mask
-            acc = _attend(q, kn[:, :, max(0, t0 - window + 1) : t0 + 1], v[:, :, max(0, t0 - window + 1) : t0 + 1], scale)
-        else:
-            acc = _attend(q, kn[:, :, t0 : t0 + rows], v[:, :, t0 : t0 + rows], scale, causal=True)  # C
-            a_start, a_end = t0 - window + 1, t0 - window + 1 + rows
-            b_start = max(0, a_end)
-            if b_start < t0:  # B
-                acc = _fold(acc, _attend(q, kn[:, :, b_start:t0], v[:, :, b_start:t0], scale))
-            if a_end > 0 and a_start >= 0:  # A, reversed: r~ = R-1-r, j~ = R-1-j' turn j' >= r into j~ <= r~
-                part_out, part_lse = _attend(
-                    q.flip(2), kn[:, :, a_start:a_end].flip(2), v[:, :, a_start:a_end].flip(2), scale, causal=True
-                )
-                acc = _fold(acc, (part_out.flip(2), part_lse.flip(2)))
-            elif a_end > 0:  # A clipped at key 0: an explicit mask, row r takes j >= t0 - w + 1 + r
-                keys = torch.arange(a_end, device=v.device)
-                need = torch.arange(rows, device=v.device)[:, None] + a_start
-                acc = _fold(acc, _attend(q, kn[:, :, :a_end], v[:, :, :a_end], scale, mask=keys >= need))
-        out[:, :, start : start + rows] = acc[0]
-        if grouped is not None and start + rows > first_grouped:  # fold in the grouped keys of these rows
-            low, high = max(start, first_grouped), start + rows
-            band = acc[0][:, :, low - start :], acc[1][:, :, low - start :]
-            far = grouped[0][:, :, low - first_grouped : high - first_grouped], grouped[1][
-                :, :, low - first_grouped : high - first_grouped
-            ]
-            out[:, :, low:high] = _fold(band, far)[0]
+                grouped.append(Piece(first, nq, 0, offset, GROUPED, "full"))
+    chunks = []
+    for r0 in range(0, nq, band_chunk):
+        r1 = min(nq, r0 + band_chunk)
+        t0 = nk - nq + r0
+        if r1 - r0 == 1:  # one query: its whole band, no mask
+            chunks.append([Piece(r0, r1, max(0, t0 - window + 1), t0 + 1, NEIGHBOR, "full")])
+            continue
+        pieces = [Piece(r0, r1, t0, t0 + r1 - r0, NEIGHBOR, "causal")]  # C
+        a_start, a_end = t0 - window + 1, t0 - window + 1 + (r1 - r0)
+        if max(0, a_end) < t0:  # B
+            pieces.append(Piece(r0, r1, max(0, a_end), t0, NEIGHBOR, "full"))
+        if a_end > 0:  # A; clipped at key 0 it needs an explicit mask
+            pieces.append(Piece(r0, r1, max(0, a_start), a_end, NEIGHBOR, "reversed" if a_start >= 0 else "band"))
+        chunks.append(pieces)
+    return grouped, chunks
+
+
+def _run_piece(piece: Piece, q_all, k_all, v, window: int, scale: float, nq: int):
+    """(o, l) of one piece of the banded schedule."""
+    q, k, vv = q_all[:, :, piece.r0 : piece.r1], k_all[:, :, piece.k0 : piece.k1], v[:, :, piece.k0 : piece.k1]
+    if piece.shape == "full":
+        return _attend(q, k, vv, scale)
+    if piece.shape == "causal":
+        return _attend(q, k, vv, scale, causal=True)
+    if piece.shape == "reversed":  # r~ = R-1-r, j~ = R-1-j' turn  j' >= r  into the causal  j~ <= r~
+        out, lse = _attend(q.flip(2), k.flip(2), vv.flip(2), scale, causal=True)
+        return out.flip(2), lse.flip(2)
+    nk = k_all.shape[2]  # "band": row r takes key index j >= t - w + 1
+    lowest = torch.arange(piece.r0, piece.r1, device=v.device)[:, None] + (nk - nq - window + 1)
+    return _attend(q, k, vv, scale, mask=torch.arange(piece.k0, piece.k1, device=v.device) >= lowest)
+
+
+def _banded(qn, kn, qg, kg, v, window: int, scale: float, band_chunk: int) -> torch.Tensor:
+    """Default causal mask and consecutive positions: the ``band_plan`` schedule, merged by log-sum-exp."""
+    b, hq, nq, _ = qn.shape
+    grouped_pieces, chunks = band_plan(nq, kn.shape[2], window, band_chunk)
+    grouped = None
+    for piece in grouped_pieces:
+        grouped = _fold(grouped, _run_piece(piece, qg, kg, v, window, scale, nq))
+    first = grouped_pieces[0].r0 if grouped_pieces else nq
+    out = torch.empty(b, hq, nq, v.shape[-1], dtype=v.dtype, device=v.device)
+    for pieces in chunks:
+        acc = None
+        for piece in pieces:
+            acc = _fold(acc, _run_piece(piece, qn, kn, v, window, scale, nq))
+        r0, r1 = pieces[0].r0, pieces[0].r1
+        out[:, :, r0:r1] = acc[0]
+        if grouped is not None and r1 > first:  # fold in the grouped keys of rows max(r0, first):r1
+            low = max(r0, first)
+            near = acc[0][:, :, low - r0 :], acc[1][:, :, low - r0 :]
+            far = grouped[0][:, :, low - first : r1 - first], grouped[1][:, :, low - first : r1 - first]
+            out[:, :, low:r1] = _fold(near, far)[0]
     return out
 
 
 def _fused_chunk(qn, kn, qg, kg, v, segments, allowed_of, scale: float) -> torch.Tensor:
-    """One chunk on the fused kernel: each segment gives (o_s, l_s); merge by log-sum-exp."""
+    """One chunk of the general schedule on the fused kernel: each segment gives (o_s, l_s); merge them."""
     acc = None
     for seg in segments:
         keys = slice(seg.start, seg.end)
