@@ -169,13 +169,17 @@ def reference_logits(model, ids, group_size=GROUP, window=WINDOW) -> torch.Tenso
 # Tests: equality with the unmodified model and with the reference
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_prefill_and_cached_decode_match_reference(family):
+KERNELS = [(family, "auto") for family in FAMILIES] + [
+    (family, "fast") for family in ("llama", "gemma2", "gemma3", "phi3")]  # the lean kernel behind "auto"
+
+
+@pytest.mark.parametrize("family, implementation", KERNELS)
+def test_prefill_and_cached_decode_match_reference(family, implementation):
     model = tiny_model(family)
     ids = tokens(SEQ)
     expected = reference_logits(model, ids)
     plain = logits(model, ids)
-    with SelfExtend(model, GROUP, WINDOW):
+    with SelfExtend(model, GROUP, WINDOW, implementation=implementation):
         prefill = logits(model, ids, use_cache=False)
         # cached decoding: prefill 5 tokens (all inside the window), then one token at a time
         out = model(input_ids=ids[:, :5], use_cache=True)
@@ -221,8 +225,10 @@ def test_generate_with_cache_equals_without(family):
     assert not torch.equal(cached, plain)  # SelfExtend did change the continuation
 
 
-@pytest.mark.parametrize("family", ["llama", "qwen3", "gemma2", "gemma3", "phi3"])
-def test_padded_batch_equals_rows_alone(family):
+@pytest.mark.parametrize("family, implementation", [
+    ("llama", "auto"), ("qwen3", "auto"), ("gemma2", "auto"), ("gemma3", "auto"), ("phi3", "auto"),
+    ("llama", "fast"), ("gemma2", "fast")])
+def test_padded_batch_equals_rows_alone(family, implementation):
     model = tiny_model(family)
     long, short = tokens(30, seed=2), tokens(21, seed=3)
     pad = 30 - 21
@@ -230,7 +236,7 @@ def test_padded_batch_equals_rows_alone(family):
     left_mask = torch.cat((torch.cat((torch.zeros(1, pad), torch.ones(1, 21)), 1), torch.ones(1, 30))).long()
     right = torch.cat((torch.cat((short, torch.zeros(1, pad, dtype=torch.long)), 1), long))
     right_mask = left_mask.flip(1)
-    with SelfExtend(model, GROUP, WINDOW):
+    with SelfExtend(model, GROUP, WINDOW, implementation=implementation):
         alone_short, alone_long = logits(model, short), logits(model, long)
         batch_left = logits(model, left, attention_mask=left_mask)
         batch_right = logits(model, right, attention_mask=right_mask)
@@ -264,12 +270,13 @@ def test_remove_restores_bit_exact_outputs(family, attn_implementation):
     assert not extended.active
 
 
-def test_static_cache_prefill_and_decode_match_reference():
+@pytest.mark.parametrize("implementation", ["auto", "fast"])
+def test_static_cache_prefill_and_decode_match_reference(implementation):
     model = tiny_model("llama")
     ids = tokens(SEQ)
     expected = reference_logits(model, ids)
     cache = transformers.StaticCache(config=model.config, max_cache_len=64)
-    with SelfExtend(model, GROUP, WINDOW), torch.no_grad():
+    with SelfExtend(model, GROUP, WINDOW, implementation=implementation), torch.no_grad():
         out = model(input_ids=ids[:, :20], cache=cache, use_cache=True)
         steps = [out.logits.float()]
         for t in range(20, SEQ):
