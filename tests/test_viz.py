@@ -74,7 +74,8 @@ def test_figure3_numbers_equal_the_paper():
 
 def test_figure3_colours_and_arrows():
     fig = plot_selfextend_positions(seq_len=10, group_size=2, window=4, pretrained_length=7)
-    orange, blue, grey, light = (np.array(to_rgba(c)) for c in (NEIGHBOR_COLOR, GROUPED_COLOR, UNSEEN_COLOR, FUTURE_COLOR))
+    palette = (NEIGHBOR_COLOR, GROUPED_COLOR, UNSEEN_COLOR, FUTURE_COLOR)
+    orange, blue, grey, light = (np.array(to_rgba(c)) for c in palette)
     colors = [cell_colors(ax, (10, 10)) for ax in fig.axes]
     for i in range(10):
         for j in range(10):

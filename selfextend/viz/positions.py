@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
-from matplotlib.colors import BoundaryNorm, ListedColormap, to_rgba
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import ConnectionPatch, Patch
 from matplotlib.ticker import MaxNLocator
@@ -400,7 +400,9 @@ def plot_rope_scores(
     for k, (label, values) in enumerate(scores.items()):
         values = _as_vector(values, f"scores[{label!r}]")
         if values.shape != distances.shape:
-            raise ValueError(f"scores[{label!r}] must have one value per distance ({len(distances)}), got {len(values)}")
+            raise ValueError(
+                f"scores[{label!r}] must have one value per distance ({len(distances)}), got {len(values)}"
+            )
         ax.plot(distances, values, color=colors[k % len(colors)], linewidth=1.0, label=label)
     if pretrained_length is not None:
         pretrained_length = check_positive_int("pretrained_length", pretrained_length)
