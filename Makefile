@@ -29,7 +29,7 @@ notebooks: $(STAMP)
 # Re-execute every notebook headless, in place (outputs and figures/ are rewritten).
 figures: $(STAMP)
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=600 notebooks/[0-9]*.ipynb notebooks/solutions/[0-9]*.ipynb
+		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False notebooks/[0-9]*.ipynb notebooks/solutions/[0-9]*.ipynb
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
