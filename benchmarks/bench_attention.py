@@ -234,6 +234,7 @@ def parse_args(argv=None):
     parser.add_argument("--naive-max-gib", type=float, default=10.0)
     parser.add_argument("--no-memory", action="store_true", help="skip the subprocess memory runs")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the figure from the existing CSV")
     parser.add_argument("--out", type=Path, default=None, help="CSV path (default figures/bench_attention.csv)")
     # internal: one memory case in a fresh process
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -251,6 +252,9 @@ def main(argv=None) -> None:
     if args.child:
         child(args)
         return
+    if args.plot_only:
+        plot_from_csv(output_csv(args))
+        return
     torch.set_num_threads(args.threads)
     print(
         f"torch {torch.__version__}, {args.threads} threads, batch 1, {args.heads} heads, head_dim {args.head_dim}, "
@@ -265,21 +269,28 @@ def main(argv=None) -> None:
         rows += run_case("prefill", 32768, args, methods=("sdpa", "naive", "fast"))
     for cache in args.decode_caches:
         rows += run_case("decode", cache, args)
-    from selfextend.viz import figures_dir, plot_attention_benchmark, save_figure
-
-    out = args.out or figures_dir() / "bench_attention.csv"
-    write_csv(rows, out)
-    print(f"wrote {out}")
+    write_csv(rows, output_csv(args))
+    print(f"wrote {output_csv(args)}")
     if not args.no_plot:
-        import matplotlib
+        plot_from_csv(output_csv(args))
 
-        matplotlib.use("Agg")
-        from selfextend.viz import style
 
-        with style():
-            fig = plot_attention_benchmark(rows)
-            paths = save_figure(fig, out.stem, directory=out.parent)
-        print("wrote " + ", ".join(str(p) for p in paths))
+def output_csv(args) -> Path:
+    from selfextend.viz import figures_dir
+
+    return args.out or figures_dir() / "bench_attention.csv"
+
+
+def plot_from_csv(path: Path) -> None:
+    """Draw figures/<csv stem>.png/.svg from the CSV (so the notebook's figure is the same picture)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from selfextend.viz import plot_attention_benchmark, read_benchmark_csv, save_figure, style
+
+    with style():
+        paths = save_figure(plot_attention_benchmark(read_benchmark_csv(path)), path.stem, directory=path.parent)
+    print("wrote " + ", ".join(str(p) for p in paths))
 
 
 if __name__ == "__main__":

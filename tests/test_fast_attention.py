@@ -280,3 +280,34 @@ def test_auto_uses_fast_path_for_long_inputs(monkeypatch):
     small = torch.randn(1, 1, 16, 8)
     self_extend_attention(small, small, small, 4, 4)
     assert seen == [1]
+
+
+def test_benchmark_csv_round_trip_and_plots(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from selfextend.viz import plot_attention_benchmark, plot_attention_schedule, read_benchmark_csv
+    from selfextend.viz.benchmark import segment_picture
+
+    path = tmp_path / "bench.csv"
+    path.write_text(
+        "case,length,method,time_ms,time_vs_sdpa,peak_mib,memory_vs_sdpa,note\n"
+        "prefill,1024,sdpa,10,1,20,1,\n"
+        "prefill,1024,naive,,,,,skipped: needs ~9 GiB\n"
+        "prefill,1024,fast,12,1.2,25,1.25,\n"
+        "decode,4096,fast,1.5,1.1,,,\n"
+    )
+    rows = read_benchmark_csv(path)
+    assert rows[1]["time_ms"] is None and rows[2]["time_vs_sdpa"] == 1.2 and rows[0]["length"] == 1024
+    for fig in (plot_attention_benchmark(rows), plot_attention_schedule(12, 12, 4, query_chunk=4)):
+        assert isinstance(fig, Figure)
+        plt.close(fig)
+    # 6 tokens, w = 2, chunks of 3 rows. Codes: 0 not computed, 1 grouped, 2 neighbor, 3 mixed, 4 masked.
+    codes = segment_picture(6, 6, 2, 3)
+    assert codes[3:, 0].tolist() == [1, 1, 1] and codes[3:, 1].tolist() == [1, 1, 1]  # 3 - 1 >= 2: grouped
+    assert codes[0, 0] == 3  # rows 0..2 against key 0: distances 0..2 straddle w = 2, mixed
+    assert codes[3:, 4].tolist() == [4, 2, 2]  # neighbor only (5 - 4 < 2), row 3 masked (future)
+    assert codes[0, 1:3].tolist() == [4, 4] and codes[0, 3] == 0  # first chunk: computed-masked, not computed
