@@ -205,7 +205,8 @@ def rope_attention(
     q_pos = k_pos[..., k.shape[2] - q.shape[2]:]
     q_rot, k_rot = apply_rope(q, q_pos, rope_base), apply_rope(k, k_pos, rope_base)
     nq, nk = q.shape[2], k.shape[2]
+    gqa = q.shape[1] != k.shape[1]
+    if nq == nk:  # prefill: the fused causal kernel, no [nq, nk] mask in memory
+        return F.scaled_dot_product_attention(q_rot, k_rot, v, is_causal=True, scale=scale, enable_gqa=gqa)
     mask = torch.ones(nq, nk, dtype=torch.bool, device=q.device).tril(nk - nq)
-    return F.scaled_dot_product_attention(
-        q_rot, k_rot, v, attn_mask=mask, scale=scale, enable_gqa=q.shape[1] != k.shape[1]
-    )
+    return F.scaled_dot_product_attention(q_rot, k_rot, v, attn_mask=mask, scale=scale, enable_gqa=gqa)

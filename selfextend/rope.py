@@ -30,16 +30,22 @@ def inverse_frequencies(head_dim: int, base: float = 10000.0) -> torch.Tensor:
     return base ** (-exponents)
 
 
+def _pair_cos_sin(positions: torch.Tensor, head_dim: int, base: float, dtype: torch.dtype):
+    """cos and sin of p * theta_k, one column per pair: [*positions.shape, head_dim / 2]."""
+    angles = positions.to(torch.float64)[..., None] * inverse_frequencies(head_dim, base).to(positions.device)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
 def rope_cos_sin(
     positions: torch.Tensor, head_dim: int, base: float = 10000.0, dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of p * theta, shape [*positions.shape, head_dim], in ``dtype``.
 
     The angles are formed in float64: at p ~ 1e5 a float32 product loses about 1e-2 rad.
+    Both halves of a pair share one angle, so the two halves of the last dimension are equal.
     """
-    angles = positions.to(torch.float64)[..., None] * inverse_frequencies(head_dim, base).to(positions.device)
-    angles = torch.cat((angles, angles), dim=-1)  # both halves of a pair share one angle
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+    cos, sin = _pair_cos_sin(positions, head_dim, base, dtype)
+    return torch.cat((cos, cos), dim=-1), torch.cat((sin, sin), dim=-1)
 
 
 def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
@@ -56,8 +62,9 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) 
     batch = x.shape[0] if x.dim() == 4 else None
     positions = check_positions("positions", positions, seq, batch)
     compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    cos, sin = rope_cos_sin(positions.to(x.device), head_dim, base, compute_dtype)
-    if positions.dim() == 2:  # [batch, seq, d] -> [batch, 1, seq, d] to broadcast over heads
+    cos, sin = _pair_cos_sin(positions.to(x.device), head_dim, base, compute_dtype)
+    if positions.dim() == 2:  # [batch, seq, d/2] -> [batch, 1, seq, d/2] to broadcast over heads
         cos, sin = cos[:, None], sin[:, None]
-    x_c = x.to(compute_dtype)
-    return (x_c * cos + rotate_half(x_c) * sin).to(x.dtype)
+    x1, x2 = x.to(compute_dtype).chunk(2, dim=-1)
+    # the same as x * cos + rotate_half(x) * sin, pair by pair, without building rotate_half(x)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
