@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: setup test unit notebooks lab figures clean
+.PHONY: setup test unit notebooks lab figures bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,13 @@ notebooks: $(STAMP)
 figures: $(STAMP)
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False notebooks/[0-9]*.ipynb notebooks/solutions/[0-9]*.ipynb
+
+# Speed and memory against torch SDPA (minutes; not part of the tests). Writes figures/bench_attention.*
+bench: $(STAMP)
+	$(PY) benchmarks/bench_attention.py
+
+bench-quick: $(STAMP)
+	$(PY) benchmarks/bench_attention.py --quick
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
