@@ -73,31 +73,30 @@ def merged_relative_positions(q_len: int, k_len: int | None, group_size: int, wi
     return torch.where(grouped_attention_mask(q_len, k_len, window), grouped, normal)
 
 
+def _check_window_inside(pretrained_length: int, window: int) -> tuple[int, int]:
+    """Both positive integers, and the neighbor window inside the pretrained range."""
+    pretrained_length = check_positive_int("pretrained_length", pretrained_length)
+    window = check_positive_int("window", window)
+    if window >= pretrained_length:
+        raise ValueError(f"window must be smaller than pretrained_length ({pretrained_length}), got {window}")
+    return pretrained_length, window
+
+
 def max_context_length(pretrained_length: int, group_size: int, window: int) -> int:
     """Eq. 4: the longest input whose relative positions all stay below L,  (L - w) * g + w.
 
     Exact when g divides w. Otherwise the integer shift w - w // g exceeds w - w / g, and an input of
     this length can reach relative position L (one past the pretrained range) in its first keys.
     """
-    pretrained_length = check_positive_int("pretrained_length", pretrained_length)
+    pretrained_length, window = _check_window_inside(pretrained_length, window)
     group_size = check_positive_int("group_size", group_size)
-    window = check_positive_int("window", window)
-    if window >= pretrained_length:
-        raise ValueError(
-            f"window must be smaller than pretrained_length ({pretrained_length}), got {window}"
-        )
     return (pretrained_length - window) * group_size + window
 
 
 def min_group_size(pretrained_length: int, target_length: int, window: int) -> int:
     """The smallest g with (L - w) * g + w >= target_length (the inverse of Eq. 4)."""
-    pretrained_length = check_positive_int("pretrained_length", pretrained_length)
+    pretrained_length, window = _check_window_inside(pretrained_length, window)
     target_length = check_positive_int("target_length", target_length)
-    window = check_positive_int("window", window)
-    if window >= pretrained_length:
-        raise ValueError(
-            f"window must be smaller than pretrained_length ({pretrained_length}), got {window}"
-        )
     if target_length <= pretrained_length:
         return 1
     return max(1, math.ceil((target_length - window) / (pretrained_length - window)))

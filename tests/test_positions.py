@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from figure3 import FIGURE3_GROUPED, FIGURE3_SELFEXTEND
 from selfextend.positions import (
     causal_mask,
     group_shift,
@@ -13,34 +14,6 @@ from selfextend.positions import (
     min_group_size,
     normal_relative_positions,
 )
-
-# The paper's Figure 3, "SelfExtend" panel (10 tokens, g = 2, w = 4), causal part, read off the figure.
-FIGURE3_SELFEXTEND = [
-    [0],
-    [1, 0],
-    [2, 1, 0],
-    [3, 2, 1, 0],
-    [4, 3, 2, 1, 0],
-    [4, 4, 3, 2, 1, 0],
-    [5, 5, 4, 3, 2, 1, 0],
-    [5, 5, 4, 4, 3, 2, 1, 0],
-    [6, 6, 5, 5, 4, 3, 2, 1, 0],
-    [6, 6, 5, 5, 4, 4, 3, 2, 1, 0],
-]
-# Figure 3, "Grouped Attention" panel (floor division by 2, before the shift).
-FIGURE3_GROUPED = [
-    [0],
-    [0, 0],
-    [1, 1, 0],
-    [1, 1, 0, 0],
-    [2, 2, 1, 1, 0],
-    [2, 2, 1, 1, 0, 0],
-    [3, 3, 2, 2, 1, 1, 0],
-    [3, 3, 2, 2, 1, 1, 0, 0],
-    [4, 4, 3, 3, 2, 2, 1, 1, 0],
-    [4, 4, 3, 3, 2, 2, 1, 1, 0, 0],
-]
-
 
 def causal_rows(matrix):
     return [matrix[i, : i + 1].tolist() for i in range(matrix.shape[0])]

@@ -10,6 +10,7 @@ from matplotlib.colors import LogNorm, to_rgba
 from matplotlib.figure import Figure
 
 import selfextend as se
+from figure3 import FIGURE3_GROUPED, FIGURE3_SELFEXTEND
 from selfextend.viz import (plot_attention, plot_attention_panels, plot_largest_position, plot_mask,
                             plot_position_usage, plot_relative_positions, plot_rope_scores, plot_rotation_coverage,
                             plot_selfextend_positions)
@@ -18,21 +19,6 @@ from selfextend.viz.positions import (FUTURE_COLOR, GROUPED_COLOR, NEIGHBOR_COLO
 
 matplotlib.use("Agg")
 
-# The right-hand panel of the paper's Figure 3 (N = 10, L = 7, w = 4, g = 2), typed in by hand.
-PAPER_SELFEXTEND = [
-    [0],
-    [1, 0],
-    [2, 1, 0],
-    [3, 2, 1, 0],
-    [4, 3, 2, 1, 0],
-    [4, 4, 3, 2, 1, 0],
-    [5, 5, 4, 3, 2, 1, 0],
-    [5, 5, 4, 4, 3, 2, 1, 0],
-    [6, 6, 5, 5, 4, 3, 2, 1, 0],
-    [6, 6, 5, 5, 4, 4, 3, 2, 1, 0],
-]
-# The middle panel ("Grouped Attention", i//2 - j//2), last row, from the figure.
-PAPER_GROUPED_LAST_ROW = [4, 4, 3, 3, 2, 2, 1, 1, 0, 0]
 
 
 @pytest.fixture(autouse=True)
@@ -65,10 +51,10 @@ def test_figure3_numbers_equal_the_paper():
 
     expected_normal = {(i, j): str(i - j) for i in range(10) for j in range(i + 1)}
     expected_grouped = {(i, j): str(i // 2 - j // 2) for i in range(10) for j in range(i + 1)}
-    expected_selfextend = {(i, j): str(v) for i, row in enumerate(PAPER_SELFEXTEND) for j, v in enumerate(row)}
+    expected_selfextend = {(i, j): str(v) for i, row in enumerate(FIGURE3_SELFEXTEND) for j, v in enumerate(row)}
     assert cell_texts(normal_ax) == expected_normal  # no text in future cells either
     assert cell_texts(grouped_ax) == expected_grouped
-    assert [cell_texts(grouped_ax)[(9, j)] for j in range(10)] == [str(v) for v in PAPER_GROUPED_LAST_ROW]
+    assert [cell_texts(grouped_ax)[(9, j)] for j in range(10)] == [str(v) for v in FIGURE3_GROUPED[-1]]
     assert cell_texts(selfextend_ax) == expected_selfextend
 
 
@@ -151,7 +137,7 @@ def test_plot_mask_cells_and_single_row():
 def test_position_counts_and_usage_plot():
     merged = se.merged_relative_positions(10, 10, 2, 4)
     naive = [0] * 7
-    for i, row in enumerate(PAPER_SELFEXTEND):
+    for i, row in enumerate(FIGURE3_SELFEXTEND):
         for value in row:
             naive[value] += 1
     assert position_counts(merged).tolist() == naive
