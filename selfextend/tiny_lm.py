@@ -32,6 +32,9 @@ from .positions import max_context_length
 from .rope import inverse_frequencies, rotate_half
 
 METHOD_KINDS = ("plain", "selfextend", "pi", "ntk", "yarn")
+# The SelfExtend kernel the model calls (see selfextend.attention.merged_attention): "auto" picks the
+# package's fast exact path; "reference" is the two-matrix version (same numbers to ~1e-6).
+ATTENTION_IMPLEMENTATION = "auto"
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,7 @@ class Attention(nn.Module):
                 raise ValueError("return_weights is only available for kind 'plain' or 'selfextend'")
             result = self_extend_attention(
                 q, k, v, g, w, rope_base=c.rope_base, return_weights=return_weights,
-                implementation="reference" if return_weights else "auto",
+                implementation="reference" if return_weights else ATTENTION_IMPLEMENTATION,
             )
             y, weights = result if return_weights else (result, None)
         else:

@@ -247,3 +247,58 @@ def test_training_reduces_the_loss():
     before = digit_loss()
     finetune_passkey(model, steps=15, batch_size=4, lr=3e-3, min_length=90, progress=False)
     assert digit_loss() < before - 0.5
+
+
+@pytest.mark.parametrize(
+    "method, prefix_invariant",
+    [(PLAIN, True), (selfextend(4, 8), True), (AttentionMethod("pi", scale=4.0), True),
+     (AttentionMethod("ntk"), False)],  # dynamic scale: s = n / L_train changes with the length
+)
+def test_bits_at_lengths_equals_separate_shorter_runs(model, method, prefix_invariant):
+    windows = torch.randint(0, 256, (2, 65))
+    with torch.no_grad():
+        for block in model.blocks:  # sharpen the random model's attention so positions matter
+            block.attn.qkv.weight.mul_(20.0)
+    full = evaluate.token_losses(model, windows, method) / math.log(2)
+    short = evaluate.token_losses(model, windows[:, :33], method) / math.log(2)
+    from_prefix = evaluate.bits_at_lengths(full, [32, 64])
+    assert from_prefix[64] == pytest.approx(full.mean().item())
+    if prefix_invariant:
+        assert from_prefix[32] == pytest.approx(short.mean().item(), abs=1e-5)
+    else:
+        assert abs(from_prefix[32] - short.mean().item()) > 1e-5
+    with pytest.raises(ValueError, match="length"):
+        evaluate.bits_at_lengths(full, [100])
+
+
+def test_break_position():
+    curve = torch.tensor([1.0, 1.1, 0.9, 1.2, 2.0, 1.0])
+    assert evaluate.break_position(curve, 1.0, 0.5) == 4
+    assert evaluate.break_position(curve, 1.0, 0.5, start=5) is None
+
+
+def test_retrieval_scores_shape_and_range(model):
+    tokens = torch.randint(0, 256, (2, 30))
+    scores = evaluate.retrieval_scores(model, tokens, PLAIN, slice(5, 10))
+    assert scores.shape == (2, 2) and torch.all((scores >= 0) & (scores <= 1 + 1e-6))
+
+
+def test_smooth_log_bins_cover_the_curve_once():
+    curve = torch.arange(100.0)
+    centres, means = evaluate.smooth_log(curve, per_octave=2, start=8)
+    # edges 0, 8, 11, 16, 23, 32, 45, 64, 91, 100
+    torch.testing.assert_close(means[:3], torch.tensor([3.5, 9.0, 13.0]))
+    assert centres[-1] == pytest.approx(95.0) and means[-1] == pytest.approx(95.0)
+    with pytest.raises(ValueError, match="start"):
+        evaluate.smooth_log(torch.arange(5.0), start=8)
+
+
+def test_retrieval_scores_per_row_slices(model):
+    tokens = torch.randint(0, 256, (2, 30))
+    with torch.no_grad():
+        w = model.attention_weights(tokens, PLAIN, 0)
+    scores = evaluate.retrieval_scores(model, tokens, PLAIN, [slice(0, 3), slice(10, 12)])
+    expected = (w[0, :, -1, 0:3].sum(-1) + w[1, :, -1, 10:12].sum(-1)) / 2
+    torch.testing.assert_close(scores[0], expected)
+    with pytest.raises(ValueError, match="keys"):
+        evaluate.retrieval_scores(model, tokens, PLAIN, [slice(0, 3)])

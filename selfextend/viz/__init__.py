@@ -1,8 +1,8 @@
 """Plotting helpers: every function returns a matplotlib Figure; save_figure writes it to figures/."""
 from .attention import plot_attention, plot_attention_panels
 from .benchmark import plot_attention_benchmark, plot_attention_schedule, read_benchmark_csv
-from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_attention_maps, plot_bits_by_length,
-                          plot_loss_by_position)
+from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_attention_maps,
+                          plot_attention_rows, plot_bits_by_length, plot_loss_by_position)
 from .passkey import plot_passkey_heatmap
 from .positions import (plot_largest_position, plot_mask, plot_position_usage, plot_relative_positions,
                         plot_rope_scores, plot_rotation_coverage, plot_selfextend_positions)
@@ -16,6 +16,7 @@ __all__ = [
     "plot_attention_benchmark",
     "plot_attention_maps",
     "plot_attention_panels",
+    "plot_attention_rows",
     "plot_attention_schedule",
     "plot_bits_by_length",
     "plot_largest_position",

@@ -29,7 +29,7 @@ def plot_loss_by_position(
     dashed line in the curve's colour at each ``limits[label]``, SelfExtend's (L - w) * g + w."""
     limits = dict(limits or {})
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+        fig, ax = plt.subplots(figsize=(7.0, 4.2))
     else:
         fig = ax.figure
     positions = np.asarray(positions, dtype=float)
@@ -43,12 +43,12 @@ def plot_loss_by_position(
     ax.axvline(train_length, color="0.3", ls=":", lw=1.0)
     ax.text(train_length, 1.0, " L_train", transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="0.3")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("token position (log scale); dashed: (L - w)·g + w of the curve of that colour")
+    ax.set_xlabel("token position (log scale)\ndashed: (L - w)·g + w of the curve of that colour")
     ax.set_ylabel(ylabel)
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -71,7 +71,7 @@ def plot_bits_by_length(
     ax.set_xlabel("input length (bytes, log scale)")
     ax.set_ylabel("bits per byte")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -172,4 +172,28 @@ def plot_attention_maps(
         ax.set_ylabel("query position")
     fig.suptitle(title)
     fig.colorbar(image, ax=list(axes[0]), label="attention probability (log)", fraction=0.025, pad=0.02)
+    return fig
+
+
+def plot_attention_rows(
+    rows: Mapping[str, Sequence[float]],
+    marks: Sequence[int] = (),
+    title: str = "Attention of the last query over the keys",
+    ax=None,
+) -> Figure:
+    """One line per method: the attention probabilities of one query over key positions;
+    ``marks`` (e.g. the passkey's bytes) are shaded."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    else:
+        fig = ax.figure
+    if len(marks):
+        ax.axvspan(min(marks) - 0.5, max(marks) + 0.5, color="0.85", lw=0, label="passkey digits")
+    for color, (label, row) in zip(_colors(len(rows)), rows.items()):
+        row = np.asarray(row, dtype=float)
+        ax.plot(np.arange(row.shape[0]), row, color=color, lw=1.0, label=label)
+    ax.set_xlabel("key position")
+    ax.set_ylabel("attention probability")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     return fig
