@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from .heatmap import annotated_heatmap
+
 
 def _colors(n: int) -> list:
     cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
@@ -97,26 +99,30 @@ def plot_ablation_grid(
             f"values must have shape (len(group_sizes), len(windows)) = ({len(group_sizes)}, {len(windows)}), "
             f"got {values.shape}"
         )
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(1.6 + 0.9 * len(windows), 1.2 + 0.5 * len(group_sizes)))
-    else:
-        fig = ax.figure
-    image = ax.imshow(values, cmap=cmap, aspect="auto")
-    ax.set_xticks(range(len(windows)), [str(w) for w in windows])
-    ax.set_yticks(range(len(group_sizes)), [str(g) for g in group_sizes])
-    ax.set_xlabel("neighbor window w")
-    ax.set_ylabel("group size g")
-    ax.set_title(title)
     middle = np.nanmean(values)
-    for r in range(values.shape[0]):
-        for c in range(values.shape[1]):
-            text = fmt.format(values[r, c])
-            if reach_ok is not None and not np.asarray(reach_ok)[r, c]:
-                text += " x"
-            ax.text(c, r, text, ha="center", va="center", fontsize=8,
-                    color="white" if (values[r, c] > middle) == cmap.endswith("_r") else "black")
-    fig.colorbar(image, ax=ax, label=value_label, fraction=0.046, pad=0.04)
-    return fig
+    reach = None if reach_ok is None else np.asarray(reach_ok)
+    texts = [
+        [fmt.format(values[r, c]) + ("" if reach is None or reach[r, c] else " x") for c in range(len(windows))]
+        for r in range(len(group_sizes))
+    ]
+    colors = [
+        ["white" if (values[r, c] > middle) == cmap.endswith("_r") else "black" for c in range(len(windows))]
+        for r in range(len(group_sizes))
+    ]
+    return annotated_heatmap(
+        values,
+        [str(w) for w in windows],
+        [str(g) for g in group_sizes],
+        texts,
+        xlabel="neighbor window w",
+        ylabel="group size g",
+        title=title,
+        colorbar_label=value_label,
+        cmap=cmap,
+        text_colors=colors,
+        figsize=(1.6 + 0.9 * len(windows), 1.2 + 0.5 * len(group_sizes)),
+        ax=ax,
+    )
 
 
 def plot_accuracy_vs_length(

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+
+from .heatmap import annotated_heatmap
 
 
 def plot_passkey_heatmap(
@@ -24,19 +25,20 @@ def plot_passkey_heatmap(
             f"accuracy must have shape (len(depths), len(lengths)) = ({len(depths)}, {len(lengths)}), "
             f"got {accuracy.shape}"
         )
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(lengths), 1.2 + 0.4 * len(depths)))
-    else:
-        fig = ax.figure
-    image = ax.imshow(accuracy, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(len(lengths)), [str(n) for n in lengths])
-    ax.set_yticks(range(len(depths)), [f"{d:.0%}" for d in depths])
-    ax.set_xlabel(length_label)
-    ax.set_ylabel("passkey depth")
-    ax.set_title(title)
-    if annotate:
-        for row in range(accuracy.shape[0]):
-            for col in range(accuracy.shape[1]):
-                ax.text(col, row, f"{accuracy[row, col]:.0%}", ha="center", va="center", fontsize=7)
-    fig.colorbar(image, ax=ax, label="accuracy", fraction=0.046, pad=0.04)
-    return fig
+    texts = [[f"{accuracy[row, col]:.0%}" for col in range(len(lengths))] for row in range(len(depths))]
+    return annotated_heatmap(
+        accuracy,
+        [str(n) for n in lengths],
+        [f"{d:.0%}" for d in depths],
+        texts if annotate else None,
+        xlabel=length_label,
+        ylabel="passkey depth",
+        title=title,
+        colorbar_label="accuracy",
+        cmap="RdYlGn",
+        vmin=0.0,
+        vmax=1.0,
+        fontsize=7,
+        figsize=(1.0 + 0.6 * len(lengths), 1.2 + 0.4 * len(depths)),
+        ax=ax,
+    )
