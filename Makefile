@@ -46,8 +46,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) benchmarks/bench_attention.py --quick
 
+# Extra options for JupyterLab, e.g. `make lab LAB_ARGS=--no-browser`; root (containers) needs --allow-root.
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
