@@ -38,7 +38,7 @@ import torch
 from ._checks import check_positive_int
 from .attention import IMPLEMENTATIONS, grouped_positions, merged_attention
 from .positions import max_context_length
-from .rope import rotate_half
+from .rope import rotate_pairs
 
 __all__ = ["SelfExtend", "apply", "max_supported_length"]
 
@@ -91,12 +91,8 @@ def rotate_by(x: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> t
     loses ~1e-2 rad at positions ~1e5.
     """
     rotary_dim = 2 * inv_freq.shape[-1]
-    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
-    angles = delta.to(torch.float64)[..., None] * inv_freq.to(device=x.device, dtype=torch.float64)
-    angles = torch.cat((angles, angles), dim=-1)[:, None]  # [b, 1, n, rotary_dim]: shared by heads
-    cos, sin = angles.cos().to(compute), angles.sin().to(compute)
-    rotary, passthrough = x[..., :rotary_dim].to(compute), x[..., rotary_dim:]
-    rotated = (rotary * cos + rotate_half(rotary) * sin).to(x.dtype)
+    rotary, passthrough = x[..., :rotary_dim], x[..., rotary_dim:]
+    rotated = rotate_pairs(rotary, delta, inv_freq)  # delta [b, n]: shared by the heads
     return torch.cat((rotated, passthrough), dim=-1) if passthrough.shape[-1] else rotated
 
 

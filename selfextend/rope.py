@@ -30,10 +30,21 @@ def inverse_frequencies(head_dim: int, base: float = 10000.0) -> torch.Tensor:
     return base ** (-exponents)
 
 
-def _pair_cos_sin(positions: torch.Tensor, head_dim: int, base: float, dtype: torch.dtype):
-    """cos and sin of p * theta_k, one column per pair: [*positions.shape, head_dim / 2]."""
-    angles = positions.to(torch.float64)[..., None] * inverse_frequencies(head_dim, base).to(positions.device)
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+def rotate_pairs(x: torch.Tensor, positions: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
+    """Turn pair k of x [..., seq, d] by the angle p * frequencies[k] (len(frequencies) = d / 2).
+
+    positions: [seq], or [batch, seq] for x [batch, heads, seq, d]. The angles are formed in float64
+    (at p ~ 1e5 a float32 product loses about 1e-2 rad); half-precision x is turned in float32 and
+    returned in its own dtype. The same as  x * cos + rotate_half(x) * sin,  without building
+    rotate_half(x). Any frequencies work: RoPE's, or scaled ones (PI, NTK, YaRN, a model's inv_freq).
+    """
+    compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    angles = positions.to(torch.float64)[..., None] * frequencies.to(device=x.device, dtype=torch.float64)
+    cos, sin = angles.cos().to(compute_dtype), angles.sin().to(compute_dtype)
+    if positions.dim() == 2:  # [batch, seq, d/2] -> [batch, 1, seq, d/2] to broadcast over heads
+        cos, sin = cos[:, None], sin[:, None]
+    x1, x2 = x.to(compute_dtype).chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
 
 
 def rope_cos_sin(
@@ -44,8 +55,9 @@ def rope_cos_sin(
     The angles are formed in float64: at p ~ 1e5 a float32 product loses about 1e-2 rad.
     Both halves of a pair share one angle, so the two halves of the last dimension are equal.
     """
-    cos, sin = _pair_cos_sin(positions, head_dim, base, dtype)
-    return torch.cat((cos, cos), dim=-1), torch.cat((sin, sin), dim=-1)
+    angles = positions.to(torch.float64)[..., None] * inverse_frequencies(head_dim, base).to(positions.device)
+    angles = torch.cat((angles, angles), dim=-1)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
 def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
@@ -61,10 +73,4 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) 
         raise ValueError(f"head_dim (last dimension of x) must be even for RoPE, got {head_dim}")
     batch = x.shape[0] if x.dim() == 4 else None
     positions = check_positions("positions", positions, seq, batch)
-    compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    cos, sin = _pair_cos_sin(positions.to(x.device), head_dim, base, compute_dtype)
-    if positions.dim() == 2:  # [batch, seq, d/2] -> [batch, 1, seq, d/2] to broadcast over heads
-        cos, sin = cos[:, None], sin[:, None]
-    x1, x2 = x.to(compute_dtype).chunk(2, dim=-1)
-    # the same as x * cos + rotate_half(x) * sin, pair by pair, without building rotate_half(x)
-    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
+    return rotate_pairs(x, positions.to(x.device), inverse_frequencies(head_dim, base))

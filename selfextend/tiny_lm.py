@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ._checks import check_positive_int
 from .attention import self_extend_attention
 from .positions import max_context_length
-from .rope import inverse_frequencies, rotate_half
+from .rope import inverse_frequencies, rotate_pairs
 
 METHOD_KINDS = ("plain", "selfextend", "pi", "ntk", "yarn")
 # The SelfExtend kernel the model calls (see selfextend.attention.merged_attention): "auto" picks the
@@ -124,10 +124,7 @@ def yarn_logit_scale(scale: float) -> float:
 
 def rotate(x: torch.Tensor, positions: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
     """RoPE with given frequencies: x [b, h, n, d] rotated by positions [n] x theta [d/2] (angles in float64)."""
-    angles = positions.to(torch.float64)[:, None] * frequencies.to(torch.float64)[None, :]
-    angles = torch.cat((angles, angles), dim=-1)  # both halves of a pair share one angle
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    return x * cos + rotate_half(x) * sin
+    return rotate_pairs(x, positions, frequencies)
 
 
 # ----------------------------------------------------------------------------------------------
