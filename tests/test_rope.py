@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from naive import rotate_pairs
-from selfextend.rope import apply_rope, rope_cos_sin, rotate_half
+from naive import rotate_pairs as naive_rotation
+from selfextend.rope import apply_rope, inverse_frequencies, rope_cos_sin, rotate_half, rotate_pairs
 
 
 def test_rotate_half_layout():
@@ -17,14 +17,14 @@ def test_rotate_half_layout():
 def test_matches_pairwise_rotation(position):
     x = torch.randn(16, dtype=torch.float64)
     rotated = apply_rope(x[None], torch.tensor([position]))[0]
-    assert torch.allclose(rotated, rotate_pairs(x, position), atol=1e-12)
+    assert torch.allclose(rotated, naive_rotation(x, position), atol=1e-12)
 
 
 def test_accurate_at_large_positions_in_float32():
     positions = torch.tensor([100_000, 123_457, 131_071])
     x = torch.randn(3, 128)
     rotated = apply_rope(x, positions)
-    expected = torch.stack([rotate_pairs(x[i], int(p)) for i, p in enumerate(positions)])
+    expected = torch.stack([naive_rotation(x[i], int(p)) for i, p in enumerate(positions)])
     assert (rotated.double() - expected).abs().max() < 2e-5
 
 
@@ -72,3 +72,10 @@ def test_per_batch_positions():
 def test_bad_inputs(x, positions, parameter):
     with pytest.raises(ValueError, match=parameter):
         apply_rope(x, positions)
+
+
+def test_rotate_pairs_with_scaled_frequencies_is_interpolation():
+    # Dividing every frequency by s turns p exactly as the plain rotation turns p / s (PI).
+    x = torch.randn(16, dtype=torch.float64)
+    turned = rotate_pairs(x[None], torch.tensor([40]), inverse_frequencies(16) / 4)[0]
+    assert torch.allclose(turned, naive_rotation(x, 10), atol=1e-12)
