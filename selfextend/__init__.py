@@ -12,7 +12,7 @@ from .positions import (
     min_group_size,
     normal_relative_positions,
 )
-from .rope import apply_rope, rope_cos_sin, rotate_half
+from .rope import apply_rope, inverse_frequencies, rope_cos_sin, rotate_half, rotate_pairs
 
 __version__ = "0.1.0"
 
@@ -21,6 +21,7 @@ __all__ = [
     "apply_rope",
     "causal_mask",
     "group_shift",
+    "inverse_frequencies",
     "grouped_attention_mask",
     "grouped_relative_positions",
     "largest_relative_position",
@@ -32,5 +33,6 @@ __all__ = [
     "rope_attention",
     "rope_cos_sin",
     "rotate_half",
+    "rotate_pairs",
     "self_extend_attention",
 ]
