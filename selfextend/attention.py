@@ -64,6 +64,11 @@ def resolve_scale(scale: float | None, head_dim: int) -> float:
     return float(scale)
 
 
+def queries_last_mask(nq: int, nk: int, device=None) -> torch.Tensor:
+    """Bool [nq, nk], the default causal mask: query row r sits at key index nk - nq + r."""
+    return torch.ones(nq, nk, dtype=torch.bool, device=device).tril(nk - nq)
+
+
 def key_positions(positions: torch.Tensor | None, k: torch.Tensor) -> torch.Tensor:
     """Checked key positions, [nk] or [b, nk]; 0 .. nk-1 when ``positions`` is None."""
     if positions is None:
@@ -134,9 +139,8 @@ def merged_attention(
         distance = distance[:, None]
     logits = torch.where(distance >= window, grouped, neighbor)  # merge by replacement
 
-    nq, nk = logits.shape[-2:]
     if attn_mask is None:
-        attn_mask = torch.ones(nq, nk, dtype=torch.bool, device=logits.device).tril(nk - nq)
+        attn_mask = queries_last_mask(nq, nk, logits.device)
     # A finite fill keeps a fully masked (padding) row finite instead of NaN.
     logits = logits.masked_fill(~attn_mask, torch.finfo(compute).min)
     weights = torch.softmax(logits, dim=-1)
@@ -208,5 +212,5 @@ def rope_attention(
     gqa = q.shape[1] != k.shape[1]
     if nq == nk:  # prefill: the fused causal kernel, no [nq, nk] mask in memory
         return F.scaled_dot_product_attention(q_rot, k_rot, v, is_causal=True, scale=scale, enable_gqa=gqa)
-    mask = torch.ones(nq, nk, dtype=torch.bool, device=q.device).tril(nk - nq)
+    mask = queries_last_mask(nq, nk, q.device)
     return F.scaled_dot_product_attention(q_rot, k_rot, v, attn_mask=mask, scale=scale, enable_gqa=gqa)

@@ -36,7 +36,7 @@ import warnings
 import torch
 
 from ._checks import check_positive_int
-from .attention import IMPLEMENTATIONS, grouped_positions, merged_attention
+from .attention import IMPLEMENTATIONS, grouped_positions, merged_attention, queries_last_mask
 from .positions import max_context_length
 from .rope import rotate_pairs
 
@@ -99,7 +99,7 @@ def rotate_by(x: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> t
 def _as_bool_mask(mask: torch.Tensor | None, nq: int, nk: int, device) -> torch.Tensor:
     """The mask as bool [b or 1, h or 1, nq, nk] (True = may attend); causal (queries last) if None."""
     if mask is None:
-        return torch.ones(nq, nk, dtype=torch.bool, device=device).tril(nk - nq)[None, None]
+        return queries_last_mask(nq, nk, device)[None, None]
     if mask.dtype != torch.bool:  # an additive float mask: 0 = attend, very negative = masked
         mask = mask > torch.finfo(mask.dtype).min / 2
     if mask.dim() == 2:
