@@ -34,9 +34,9 @@ figures: $(STAMP)
 # Retrain the two committed tiny-model checkpoints (5-20 min on 2 CPU cores, depending on load).
 # The passkey fine-tune is fragile across seeds: seed 2 with one thread is the one that works.
 checkpoints: $(STAMP)
-	$(PY) -m selfextend.train base --steps 1000 --batch-size 24 --lr 3e-3 --seed 0 --threads 2 \
+	$(PY) -m selfextend.tiny.train base --steps 1000 --batch-size 24 --lr 3e-3 --seed 0 --threads 2 \
 		--out checkpoints/tiny_lm_base.pt
-	$(PY) -m selfextend.train passkey --base checkpoints/tiny_lm_base.pt --steps 1200 --batch-size 32 \
+	$(PY) -m selfextend.tiny.train passkey --base checkpoints/tiny_lm_base.pt --steps 1200 --batch-size 32 \
 		--lr 2e-3 --min-length 67 --seed 2 --threads 1 --out checkpoints/tiny_lm_passkey.pt
 
 # Speed and memory against torch SDPA (minutes; not part of the tests). Writes figures/bench_attention.*

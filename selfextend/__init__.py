@@ -1,4 +1,19 @@
-"""selfextend: understand, see and reproduce SelfExtend (Jin et al., ICML 2024, arXiv 2401.01325)."""
+"""selfextend: understand, see and reproduce SelfExtend (Jin et al., ICML 2024, arXiv 2401.01325).
+
+The folders are the architecture; imports point only down this list:
+
+- the mechanism, here at the top: ``rope`` (rotary embedding), ``positions`` (normal, grouped and
+  merged position maps, the merge mask, Eq. 4), ``attention`` (the reference SelfExtend attention),
+  ``fast_attention`` (the lean exact kernel), ``module`` (``SelfExtendAttn``). It imports only
+  torch and einops, never a subfolder;
+- ``viz/``: plotting helpers (each returns a Figure) and ``save_figure``; imports the mechanism;
+- ``tiny/``: the tiny byte-level RoPE LM, its corpus, training and evaluation; imports the mechanism
+  (and may use ``viz``);
+- ``hf/``: Hugging Face models (the integration, the passkey and perplexity commands); imports the
+  mechanism, ``viz`` and ``tiny.corpus``.
+
+``import selfextend`` loads the mechanism only: no transformers, no matplotlib.
+"""
 from .attention import merged_attention, rope_attention, self_extend_attention
 from .module import SelfExtendAttn
 from .positions import (

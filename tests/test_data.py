@@ -4,7 +4,7 @@ import random
 import pytest
 import torch
 
-from selfextend import data
+from selfextend.tiny import corpus as data
 
 
 def test_split_is_by_file_fixed_and_disjoint():

@@ -1,4 +1,4 @@
-"""End-to-end runs of `python -m selfextend.passkey` and `python -m selfextend.perplexity` on a tiny
+"""End-to-end runs of `python -m selfextend.hf.passkey` and `python -m selfextend.hf.perplexity` on a tiny
 random Llama + word-level tokenizer saved to a temporary folder (no downloads)."""
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import torch
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-from selfextend.data import FILLER_SENTENCES, QUESTION, needle  # noqa: E402
-from selfextend.passkey import PREAMBLE, build_prompt, first_number  # noqa: E402
-from selfextend.passkey import main as passkey_main  # noqa: E402
-from selfextend.perplexity import main as perplexity_main  # noqa: E402
+from selfextend.tiny.corpus import FILLER_SENTENCES, QUESTION, needle  # noqa: E402
+from selfextend.hf.passkey import PREAMBLE, build_prompt, first_number  # noqa: E402
+from selfextend.hf.passkey import main as passkey_main  # noqa: E402
+from selfextend.hf.perplexity import main as perplexity_main  # noqa: E402
 
 MAX_POSITIONS = 64
 TEXT = "The old man walked to the river . The river was cold and the night was long . " * 30
@@ -81,7 +81,7 @@ def test_build_prompt_length_and_depth(tiny_checkpoint):
 
 def test_passkey_command(tiny_checkpoint, tmp_path):
     out = tmp_path / "passkey"
-    result = _run("selfextend.passkey", "--model", tiny_checkpoint, "--group-size", 4, "--window", 8,
+    result = _run("selfextend.hf.passkey", "--model", tiny_checkpoint, "--group-size", 4, "--window", 8,
                   "--lengths", 60, 120, "--depths", 0, 1, "--trials", 1, "--baseline", "--out", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "passkey: 100%" in result.stderr  # the progress bar ran to the end

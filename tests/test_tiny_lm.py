@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from selfextend import evaluate
-from selfextend.tiny_lm import (
+from selfextend.tiny import corpus, evaluate
+from selfextend.tiny.model import (
     PLAIN,
     AttentionMethod,
     TinyLM,
@@ -232,13 +232,13 @@ def test_passkey_accuracy_of_a_model_that_always_answers(model):
 
 
 def test_training_reduces_the_loss():
-    from selfextend.train import finetune_passkey, learning_rate
+    from selfextend.tiny.train import finetune_passkey, learning_rate
 
     assert learning_rate(0, 100, 1.0, 10) == pytest.approx(0.1)
     assert learning_rate(99, 100, 1.0, 10) == pytest.approx(0.1, abs=0.01)
     torch.manual_seed(0)
     model = TinyLM(TinyLMConfig(n_layers=1, d_model=32, n_heads=2, train_length=96))
-    tokens = torch.stack([e.tokens for e in __import__("selfextend").data.passkey_batch(96, [0.5] * 4, seed=0)])
+    tokens = torch.stack([e.tokens for e in corpus.passkey_batch(96, [0.5] * 4, seed=0)])
 
     def digit_loss():
         with torch.no_grad():

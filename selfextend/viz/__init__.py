@@ -1,4 +1,13 @@
-"""Plotting helpers: every function returns a matplotlib Figure; save_figure writes it to figures/."""
+"""Plotting helpers: every function returns a matplotlib Figure; save_figure writes it to figures/.
+
+What lives here: the pictures of the mechanism (``positions``: Figure 3 and its relatives;
+``attention``: heatmaps), of the experiments (``experiments``, ``passkey``, ``heatmap``), of the
+kernel and its benchmark (``benchmark``), and ``save`` (one style file, byte-reproducible PNG/SVG).
+
+What it may import: matplotlib, numpy and the mechanism at the top of ``selfextend``. Never
+``selfextend.hf`` or ``selfextend.tiny``: the data to plot comes in as arguments
+(``tests/test_layout.py`` checks it).
+"""
 from .attention import plot_attention, plot_attention_panels
 from .benchmark import plot_attention_benchmark, plot_attention_schedule, read_benchmark_csv
 from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_attention_maps,

@@ -35,10 +35,10 @@ import warnings
 
 import torch
 
-from ._checks import check_positive_int
-from .attention import IMPLEMENTATIONS, grouped_positions, merged_attention, queries_last_mask
-from .positions import max_context_length
-from .rope import rotate_pairs
+from .._checks import check_positive_int
+from ..attention import IMPLEMENTATIONS, grouped_positions, merged_attention, queries_last_mask
+from ..positions import max_context_length
+from ..rope import rotate_pairs
 
 __all__ = ["SelfExtend", "apply", "max_supported_length"]
 

@@ -1,6 +1,6 @@
 """Passkey retrieval on a real Hugging Face model, with and without SelfExtend (Jin et al., 2024, Sec. 4.2).
 
-    python -m selfextend.passkey --model PATH --group-size 8 --window 1024 \\
+    python -m selfextend.hf.passkey --model PATH --group-size 8 --window 1024 \\
         --lengths 4096 8192 16384 --depths 0 0.25 0.5 0.75 1 --trials 5 --out results/passkey
 
 "The passkey retrieval task ... [hides] a random passkey within a long text and [asks] the model
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .data import FILLER_SENTENCES, PASSKEY_DIGITS, QUESTION, needle
+from ..tiny.corpus import FILLER_SENTENCES, PASSKEY_DIGITS, QUESTION, needle
 
 PREAMBLE = (
     "There is an important piece of information hidden inside a lot of irrelevant text. "
@@ -33,7 +33,7 @@ DEFAULT_DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading (shared with selfextend.perplexity)
+# Loading (shared with selfextend.hf.perplexity)
 # ---------------------------------------------------------------------------------------------
 
 def resolve_device(device: str) -> torch.device:
@@ -103,7 +103,7 @@ class maybe_selfextend:
 
     def __enter__(self):
         if self.group_size > 1:
-            from .hf import SelfExtend
+            from .integration import SelfExtend
 
             self.handle = SelfExtend(self.model, self.group_size, self.window)
         return self.handle
@@ -205,7 +205,7 @@ def format_table(results: dict[str, dict], lengths, depths) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m selfextend.passkey", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m selfextend.hf.passkey", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--lengths", type=int, nargs="+", required=True, help="prompt lengths in tokens")
     parser.add_argument("--depths", type=float, nargs="+", default=list(DEFAULT_DEPTHS),
@@ -227,7 +227,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
     from tqdm.auto import tqdm
 
-    from .viz import plot_passkey_heatmap, save_figure
+    from ..viz import plot_passkey_heatmap, save_figure
 
     torch.manual_seed(args.seed)
     model, tokenizer = load_model(args.model, args.device, args.dtype, args.no_sliding_window)

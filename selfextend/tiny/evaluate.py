@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_positive_int
-from .data import PASSKEY_DIGITS, eval_windows, load_split, passkey_batch
-from .tiny_lm import AttentionMethod, TinyLM
+from .._checks import check_positive_int
+from .corpus import PASSKEY_DIGITS, eval_windows, load_split, passkey_batch
+from .model import AttentionMethod, TinyLM
 
 _HELD_OUT: list[torch.Tensor] | None = None
 
@@ -38,7 +38,7 @@ def token_losses(model: TinyLM, windows: torch.Tensor, method: AttentionMethod, 
     losses = []
     for chunk in windows.split(batch_size):
         logits = model(chunk[:, :-1], method)
-        loss = F.cross_entropy(logits.float().transpose(1, 2), chunk[:, 1:].long(), reduction="none")
+        loss = F.cross_entropy((logits if logits.dtype == torch.float64 else logits.float()).transpose(1, 2), chunk[:, 1:].long(), reduction="none")
         losses.append(loss)
     return torch.cat(losses)
 

@@ -1,6 +1,6 @@
 """Perplexity by input length on a real Hugging Face model, with and without SelfExtend (Jin et al., 2024, Sec. 4.1).
 
-    python -m selfextend.perplexity --model PATH --text book.txt --lengths 2048 4096 8192 16384 \\
+    python -m selfextend.hf.perplexity --model PATH --text book.txt --lengths 2048 4096 8192 16384 \\
         --group-size 8 --window 1024 --chunks 4
 
 How it is measured (first-N tokens): the text is tokenized once; for each length N the model reads
@@ -74,7 +74,7 @@ def format_table(results: dict[str, list[dict]], lengths) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m selfextend.perplexity", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m selfextend.hf.perplexity", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--text", required=True, help="a UTF-8 text file (e.g. one PG19 book)")
     parser.add_argument("--lengths", type=int, nargs="+", required=True, help="input lengths in tokens")

@@ -1,7 +1,7 @@
 """Train the tiny byte-level RoPE LM (base, L_train = 128) and its passkey fine-tune, on CPU.
 
-    python -m selfextend.train base --seed 0 --out checkpoints/tiny_lm_base.pt
-    python -m selfextend.train passkey --base checkpoints/tiny_lm_base.pt --seed 2 --threads 1 \
+    python -m selfextend.tiny.train base --seed 0 --out checkpoints/tiny_lm_base.pt
+    python -m selfextend.tiny.train passkey --base checkpoints/tiny_lm_base.pt --seed 2 --threads 1 \
         --out checkpoints/tiny_lm_passkey.pt
 
 (the committed checkpoints; `make checkpoints`). The passkey fine-tune is fragile across seeds:
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import platform
+import sys
 import random
 import time
 from pathlib import Path
@@ -25,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import data
+from . import corpus as data
 from .evaluate import bits_per_byte, passkey_accuracy
-from .tiny_lm import PLAIN, TinyLM, TinyLMConfig, load_checkpoint, save_checkpoint
+from .model import PLAIN, TinyLM, TinyLMConfig, load_checkpoint, save_checkpoint
 
 EVAL_WINDOWS = 32  # held-out windows for the card's score
 
@@ -179,7 +180,7 @@ def finetune_passkey(
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m selfextend.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m selfextend.tiny.train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     base = sub.add_parser("base", help="pre-train the byte-level LM at L_train")
     base.add_argument("--steps", type=int, default=1000)
@@ -212,7 +213,7 @@ def main(argv=None) -> None:
         card["base_checkpoint"] = args.base.name
         card["base_seed"] = base_card["seed"]
     card["environment"] = _environment(args.threads)
-    card["command"] = "python -m selfextend.train " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    card["command"] = "python -m selfextend.tiny.train " + " ".join(argv if argv is not None else sys.argv[1:])
     paths = save_checkpoint(model, card, args.out)
     print(f"wrote {paths[0]} and {paths[1]}: " + ", ".join(
         f"{k}={card[k]}" for k in card if k.startswith(("held_out_bits", "passkey_accuracy", "training_seconds"))

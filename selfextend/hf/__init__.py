@@ -1,0 +1,15 @@
+"""Hugging Face ``transformers`` models: SelfExtend on a real model, and the commands that measure it.
+
+What lives here: ``integration`` (``SelfExtend`` / ``apply``: plug SelfExtend into a model's
+attention, and ``.remove()`` it again), ``passkey`` (``python -m selfextend.hf.passkey``: passkey
+retrieval by length and depth, with the model loading shared by the commands) and ``perplexity``
+(``python -m selfextend.hf.perplexity``: perplexity by length).
+
+What it may import: the mechanism at the top of ``selfextend``, ``selfextend.viz`` (figures of the
+commands) and ``selfextend.tiny.corpus`` (the texts and the passkey prompt pieces). Nothing imports
+from here except notebooks, tests and users (``tests/test_layout.py`` checks it). transformers is
+imported lazily, so ``import selfextend.hf`` works without it until a model is touched.
+"""
+from .integration import SelfExtend, apply, max_supported_length
+
+__all__ = ["SelfExtend", "apply", "max_supported_length"]
