@@ -3,6 +3,7 @@
     python benchmarks/bench_attention.py            # L = 1k .. 16k prefill, decode with 4k / 16k / 64k caches
     python benchmarks/bench_attention.py --quick    # L = 1k, 2k and a 4k cache: a smoke run in a minute
     python benchmarks/bench_attention.py --long     # also L = 32k (SDPA and the fast path)
+    python benchmarks/bench_attention.py --publish  # the committed run (`make bench`): --long, into figures/
 
 Prefill: batch 1, 8 heads, head_dim 64, float32, un-rotated q, k, v of length L; every method pays its
 own RoPE:
@@ -21,7 +22,9 @@ subprocess (tracemalloc does not see torch tensors). The naive method needs abou
 float32 matrices; a case that would need more than --naive-max-gib (or 60% of the free memory) is
 skipped with a note instead of running the machine out of memory.
 
-Writes figures/bench_attention.csv and figures/bench_attention.png / .svg.
+Writes bench_attention.csv and bench_attention.png / .svg into --out (default results/, git-ignored).
+Only --publish (the full run with default settings and --long; `make bench`) writes the committed
+figures/bench_attention.*: a quick or exploratory run never overwrites them.
 """
 from __future__ import annotations
 
@@ -218,30 +221,69 @@ def write_csv(rows: list[dict], path: Path) -> None:
             writer.writerow(out)
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384])
-    parser.add_argument("--decode-caches", type=int, nargs="+", default=[4096, 16384, 65536])
-    parser.add_argument("--quick", action="store_true", help="L = 1k, 2k and one 4k cache, 2 repeats")
+REPO = Path(__file__).resolve().parents[1]
+SCRATCH_DIR = REPO / "results"  # git-ignored: quick and exploratory runs
+PUBLISHED_DIR = REPO / "figures"  # committed: only the --publish run writes here
+# The settings of the committed run: --publish refuses to write figures/ with any other.
+PUBLISHED_SETTINGS = ("lengths", "decode_caches", "repeats", "decode_repeats", "threads", "heads", "head_dim",
+                      "group", "window", "naive_max_gib", "no_memory")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: every option with its default in --help."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384],
+                        help="prefill lengths L")
+    parser.add_argument("--decode-caches", type=int, nargs="+", default=[4096, 16384, 65536],
+                        help="cache sizes of the decode step")
+    parser.add_argument("--quick", action="store_true", help="L = 1k, 2k and one 4k cache, 2 repeats (a smoke run)")
     parser.add_argument("--long", action="store_true", help="also L = 32768 (sdpa and fast only)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--decode-repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--head-dim", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3, help="prefill calls per method (best is kept)")
+    parser.add_argument("--decode-repeats", type=int, default=20, help="decode calls per method (best is kept)")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--heads", type=int, default=8, help="attention heads")
+    parser.add_argument("--head-dim", type=int, default=64, help="head dimension")
     parser.add_argument("--group", type=int, default=8, help="SelfExtend group size g")
     parser.add_argument("--window", type=int, default=1024, help="SelfExtend neighbor window w")
-    parser.add_argument("--naive-max-gib", type=float, default=10.0)
+    parser.add_argument("--naive-max-gib", type=float, default=10.0, help="skip naive cases that need more memory")
     parser.add_argument("--no-memory", action="store_true", help="skip the subprocess memory runs")
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--plot-only", action="store_true", help="redraw the figure from the existing CSV")
-    parser.add_argument("--out", type=Path, default=None, help="CSV path (default figures/bench_attention.csv)")
+    parser.add_argument("--no-plot", action="store_true", help="write the CSV only")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the figure from the CSV in --out")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for bench_attention.csv/.png/.svg (default: results/, git-ignored)")
+    parser.add_argument("--publish", action="store_true",
+                        help="the committed run (make bench): default settings with --long, written to figures/")
     # internal: one memory case in a fresh process
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--case", default="prefill", help=argparse.SUPPRESS)
     parser.add_argument("--method", default="sdpa", help=argparse.SUPPRESS)
     parser.add_argument("--length", type=int, default=1024, help=argparse.SUPPRESS)
+    return parser
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> None:
+    """One line on stderr, exit code 2."""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parsed options; ``args.out`` is the output folder: results/ unless --out or --publish says otherwise."""
+    parser = build_parser()
     args = parser.parse_args(argv)
+    defaults = parser.parse_args([])
+    if args.publish:
+        if args.quick or args.out is not None:
+            _fail(parser, "--publish writes figures/ with the full settings: drop --quick and --out")
+        changed = [name for name in PUBLISHED_SETTINGS if getattr(args, name) != getattr(defaults, name)]
+        if changed and not args.plot_only:
+            _fail(parser, "--publish uses the default settings; not with --" +
+                  ", --".join(name.replace("_", "-") for name in changed))
+        args.long, args.out = True, PUBLISHED_DIR
+    elif args.out is None:
+        args.out = SCRATCH_DIR
+    elif PUBLISHED_DIR.resolve() in (args.out.resolve(), *args.out.resolve().parents):
+        _fail(parser, f"--out {args.out} holds the committed benchmark: only --publish (make bench) writes there")
     if args.quick:
         args.lengths, args.decode_caches, args.repeats, args.decode_repeats = [1024, 2048], [4096], 2, 10
     return args
@@ -276,13 +318,12 @@ def main(argv=None) -> None:
 
 
 def output_csv(args) -> Path:
-    from selfextend.viz import figures_dir
-
-    return args.out or figures_dir() / "bench_attention.csv"
+    """bench_attention.csv in the output folder chosen by parse_args."""
+    return args.out / "bench_attention.csv"
 
 
 def plot_from_csv(path: Path) -> None:
-    """Draw figures/<csv stem>.png/.svg from the CSV (so the notebook's figure is the same picture)."""
+    """Draw <csv stem>.png/.svg beside the CSV (so the notebook's figure is the same picture)."""
     import matplotlib
 
     matplotlib.use("Agg")
