@@ -11,13 +11,14 @@ The queries are the last nq of the nk positions (prefill: nq = nk; decoding: nq 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from einops import repeat
 
 from ._checks import check_float_tensor, check_positions, check_positive_int
-from .fast_attention import fast_merged_attention
+from .fast_attention import as_thresholds, fast_merged_attention, fast_region_attention
 from .rope import apply_rope
 
 IMPLEMENTATIONS = {"auto", "fast", "reference"}
@@ -108,10 +109,47 @@ def merged_attention(
     (``selfextend.fast_attention``: the same result, exact, in O(nq + nk) memory, no weights) or
     "auto": "reference" when ``return_weights=True`` (only it forms the weights), when nq = 0, or
     for small problems (nq * nk < AUTO_FAST_MIN_PAIRS and nk < AUTO_FAST_MIN_KEYS), else "fast".
+    The two-region case of ``region_attention`` (neighbor = region 0, grouped = region 1).
+    """
+    window = check_positive_int("window", window)
+    return region_attention(
+        (q_neighbor, q_grouped), (k_neighbor, k_grouped), v, query_positions, key_positions, (window,),
+        scale=scale, attn_mask=attn_mask, softcap=softcap, return_weights=return_weights,
+        implementation=implementation,
+    )
+
+
+def region_attention(
+    qs: Sequence[torch.Tensor],
+    ks: Sequence[torch.Tensor],
+    v: torch.Tensor,
+    query_coords: torch.Tensor,
+    key_coords: torch.Tensor,
+    thresholds: Sequence[int],
+    *,
+    scale: float,
+    attn_mask: torch.Tensor | None = None,
+    softcap: float | None = None,
+    return_weights: bool = False,
+    implementation: str = "auto",
+):
+    """One softmax over R position regions, each pair (i, j) taking the logit of its region.
+
+    qs[r] [b, hq, nq, d] and ks[r] [b, hkv, nk, d] are q and k already rotated to region r's
+    positions; v [b, hkv, nk, d]. The pair uses region  r = #{t in thresholds : u_i - u_j >= t}
+    with u_i = ``query_coords`` ([nq] or [b, nq]) and u_j = ``key_coords`` ([nk] or [b, nk]).
+    SelfExtend: two regions, u = position, thresholds (w,). ``attn_mask``, ``softcap``,
+    ``return_weights`` and ``implementation`` as in ``merged_attention`` (the fast path is
+    ``selfextend.fast_attention.fast_region_attention``).
     """
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {sorted(IMPLEMENTATIONS)}, got {implementation!r}")
-    nq, nk = q_neighbor.shape[-2], k_neighbor.shape[-2]
+    thresholds = as_thresholds(tuple(thresholds))
+    if len(qs) != len(thresholds) + 1 or len(ks) != len(qs):
+        raise ValueError(
+            f"qs and ks must hold one tensor per region ({len(thresholds) + 1}), got {len(qs)} and {len(ks)}"
+        )
+    nq, nk = qs[0].shape[-2], ks[0].shape[-2]
     if implementation == "fast" and return_weights:
         raise ValueError(
             'return_weights=True needs implementation="reference" or "auto"; the "fast" path never forms the weights'
@@ -120,24 +158,30 @@ def merged_attention(
         small = nq * nk < AUTO_FAST_MIN_PAIRS and nk < AUTO_FAST_MIN_KEYS
         implementation = "reference" if return_weights or nq == 0 or small else "fast"
     if implementation == "fast":
-        return fast_merged_attention(
-            q_neighbor, k_neighbor, q_grouped, k_grouped, v, query_positions, key_positions, window,
-            scale=scale, attn_mask=attn_mask, softcap=softcap,
+        if len(thresholds) == 1:  # two regions: SelfExtend's entry point (same kernel)
+            return fast_merged_attention(
+                qs[0], ks[0], qs[1], ks[1], v, query_coords, key_coords, thresholds[0],
+                scale=scale, attn_mask=attn_mask, softcap=softcap,
+            )
+        return fast_region_attention(
+            qs, ks, v, query_coords, key_coords, thresholds, scale=scale, attn_mask=attn_mask, softcap=softcap,
         )
-    n_rep = q_neighbor.shape[1] // k_neighbor.shape[1]
+    n_rep = qs[0].shape[1] // ks[0].shape[1]
     if n_rep > 1:  # grouped-query attention: head h reads kv head h // n_rep
-        k_neighbor, k_grouped, v = (repeat(t, "b h n d -> b (h r) n d", r=n_rep) for t in (k_neighbor, k_grouped, v))
+        ks = [repeat(t, "b h n d -> b (h r) n d", r=n_rep) for t in ks]
+        v = repeat(v, "b h n d -> b (h r) n d", r=n_rep)
     compute = torch.float64 if v.dtype == torch.float64 else torch.float32
-    neighbor = torch.einsum("bhqd,bhkd->bhqk", q_neighbor.to(compute), k_neighbor.to(compute)) * scale
-    grouped = torch.einsum("bhqd,bhkd->bhqk", q_grouped.to(compute), k_grouped.to(compute)) * scale
-    if softcap is not None:
-        neighbor = softcap * torch.tanh(neighbor / softcap)
-        grouped = softcap * torch.tanh(grouped / softcap)
+    region_logits = []
+    for q, k in zip(qs, ks):
+        x = torch.einsum("bhqd,bhkd->bhqk", q.to(compute), k.to(compute)) * scale
+        region_logits.append(x if softcap is None else softcap * torch.tanh(x / softcap))
 
-    distance = query_positions[..., :, None] - key_positions[..., None, :]  # [nq, nk] or [b, nq, nk]
+    distance = query_coords[..., :, None] - key_coords[..., None, :]  # [nq, nk] or [b, nq, nk]
     if distance.dim() == 3:
         distance = distance[:, None]
-    logits = torch.where(distance >= window, grouped, neighbor)  # merge by replacement
+    logits = region_logits[0]
+    for threshold, x in zip(thresholds, region_logits[1:]):
+        logits = torch.where(distance >= threshold, x, logits)  # merge by replacement
 
     if attn_mask is None:
         attn_mask = queries_last_mask(nq, nk, logits.device)

@@ -1,5 +1,11 @@
 """Fast, memory-lean EXACT SelfExtend attention: query chunks, key segments, log-sum-exp merge.
 
+The same kernel serves every *region map* (``fast_region_attention``): R position regions chosen by
+``u(i) - u(j) >= t_r`` for thresholds t_1 < ... < t_{R-1}, each with its own rotated q and k.
+SelfExtend is R = 2 with u = position and t_1 = w (neighbor = region 0, grouped = region 1); its
+relatives (ReRoPE, Dual Chunk Attention, ...) are other choices of u, thresholds and positions.
+Below, "grouped" / "neighbor" read "a region" for R > 2: every step works region by region.
+
 The reference (``merged_attention(..., implementation="reference")``) builds two [nq, nk] logit
 matrices and picks one entry of each pair. But "each (query, key) pair uses exactly one of the two
 logits", so SelfExtend needs no more arithmetic than one causal attention. This file computes the
@@ -31,6 +37,7 @@ gets the mean of v over all keys instead of NaN.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +45,7 @@ import torch
 from ._checks import check_positive_int
 
 GROUPED, NEIGHBOR, MIXED = "grouped", "neighbor", "mixed"
+_MIXED_CODE = 127  # int8 code of a key whose region differs between rows of the chunk
 QUERY_CHUNK = 256  # rows per chunk of the general fused path: its mixed band costs ~chunk x chunk extra
 BAND_CHUNK = 1024  # rows per neighbor-band chunk; torch's CPU kernel uses its big tiles from 768 rows on
 MAX_MASKED_KEYS = 2048  # masked segments wider than this are split, so a mask is at most chunk x 2048
@@ -71,15 +79,45 @@ def _chunk_rows(mask4: torch.Tensor, start: int, end: int) -> torch.Tensor:
     return mask4 if mask4.shape[2] == 1 else mask4[:, :, start:end]
 
 
-def _key_kinds(query_pos: torch.Tensor, key_pos: torch.Tensor, window: int) -> torch.Tensor:
-    """Per key, for one chunk of queries: 0 grouped for all rows, 1 neighbor for all rows, 2 mixed."""
+def as_thresholds(window) -> tuple[int, ...]:
+    """A window w as the one threshold (w,), or checked strictly increasing positive thresholds."""
+    if isinstance(window, (tuple, list)):
+        if not window:
+            raise ValueError("thresholds must hold at least one value (two regions)")
+        values = tuple(check_positive_int("thresholds", t) for t in window)
+        if any(b <= a for a, b in zip(values, values[1:])):
+            raise ValueError(f"thresholds must be strictly increasing, got {values}")
+        return values
+    return (check_positive_int("window", window),)
+
+
+def region_name(region: int) -> str:
+    """Region 0 is "neighbor", region 1 "grouped" (SelfExtend's names), region r >= 2 "region r"."""
+    return (NEIGHBOR, GROUPED)[region] if region < 2 else f"region {region}"
+
+
+def _region_of(distance: torch.Tensor, thresholds: tuple[int, ...]) -> torch.Tensor:
+    """int8 region index  #{r : distance >= t_r}  of every entry."""
+    region = (distance >= thresholds[0]).to(torch.int8)
+    for t in thresholds[1:]:
+        region += distance >= t
+    return region
+
+
+def _key_kinds(query_pos: torch.Tensor, key_pos: torch.Tensor, window) -> torch.Tensor:
+    """Per key, for one chunk of queries: its region if the same for every row, else _MIXED_CODE.
+
+    For SelfExtend (one threshold w): region 1 (grouped) when p_i - p_j >= w for every query i of
+    the chunk, region 0 (neighbor) when p_i - p_j < w for every one, mixed otherwise.
+    """
+    thresholds = as_thresholds(window)
     low, high = query_pos.min(), query_pos.max()  # over the chunk (and the batch)
-    grouped = low - key_pos >= window  # then p_i - p_j >= w for every query i of the chunk
-    neighbor = high - key_pos < window  # then p_i - p_j < w for every query i of the chunk
-    if key_pos.dim() == 2:  # positions per batch row: the class must hold in every row
-        grouped, neighbor = grouped.all(0), neighbor.all(0)
-    kinds = torch.full(grouped.shape, 2, dtype=torch.int8, device=key_pos.device)
-    return kinds.masked_fill(grouped, 0).masked_fill(neighbor, 1)
+    first, last = _region_of(low - key_pos, thresholds), _region_of(high - key_pos, thresholds)
+    fixed = first == last  # the region is monotone in the query coordinate: every row between agrees
+    if key_pos.dim() == 2:  # positions per batch row: the region must hold in every row
+        fixed = fixed.all(0) & (first == first[:1]).all(0)
+        first = first[0]
+    return torch.where(fixed, first, torch.full_like(first, _MIXED_CODE))
 
 
 def _key_access(mask_rows: torch.Tensor | None, row_start: int, row_end: int, nq: int, nk: int) -> torch.Tensor:
@@ -109,9 +147,9 @@ def plan_chunk(
     access = _key_access(mask_rows, row_start, row_end, nq, nk)
     code = kinds.long() * 3 + access.long()
     cuts = [0, *(torch.nonzero(code[1:] != code[:-1]).flatten() + 1).tolist(), nk]
-    names = (GROUPED, NEIGHBOR, MIXED)
+    names = {_MIXED_CODE: MIXED}
     runs = [
-        Segment(a, b, names[int(kinds[a])], int(access[a]) == _SOME)
+        Segment(a, b, names.get(int(kinds[a])) or region_name(int(kinds[a])), int(access[a]) == _SOME)
         for a, b in zip(cuts[:-1], cuts[1:])
         if int(access[a]) != _NONE
     ]
@@ -158,11 +196,11 @@ def _allowed(
         else:  # a key dimension of size 1 broadcasts
             allowed = mask_rows if mask_rows.shape[-1] == 1 else mask_rows[..., keys]
         allowed = allowed.expand(*allowed.shape[:2], row_end - row_start, seg.end - seg.start)
-    grouped = None
-    if seg.kind == MIXED:  # p_i - p_j >= w, per element:  [C, S] or [b, C, S] -> 4-D
+    regions = None
+    if seg.kind == MIXED:  # the region of every element (grouped: p_i - p_j >= w): [C, S] or [b, C, S] -> 4-D
         distance = query_pos[..., row_start:row_end, None] - key_pos[..., None, keys]
-        grouped = (distance >= window).reshape((-1, 1) + distance.shape[-2:])
-    return allowed, grouped
+        regions = _region_of(distance, as_thresholds(window)).reshape((-1, 1) + distance.shape[-2:])
+    return allowed, regions
 
 
 def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -172,11 +210,11 @@ def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | N
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
 
 
-def _combine(allowed, grouped, want_grouped: bool):
-    """allowed & (grouped or not grouped), any of them possibly None (= everywhere True)."""
-    if grouped is None:
+def _combine(allowed, regions, region: int):
+    """allowed & (regions == region), either possibly None (= everywhere True)."""
+    if regions is None:
         return allowed
-    side = grouped if want_grouped else ~grouped
+    side = regions == region
     return side if allowed is None else allowed & side
 
 
@@ -304,15 +342,15 @@ def _banded(qn, kn, qg, kg, v, window: int, scale: float, band_chunk: int) -> to
     return out
 
 
-def _fused_chunk(qn, kn, qg, kg, v, segments, allowed_of, scale: float) -> torch.Tensor:
+def _fused_chunk(qs, ks, v, segments, allowed_of, scale: float) -> torch.Tensor:
     """One chunk of the general schedule on the fused kernel: each segment gives (o_s, l_s); merge them."""
     acc = None
     for seg in segments:
         keys = slice(seg.start, seg.end)
-        allowed, grouped = allowed_of(seg)
-        for kind, q, k in ((NEIGHBOR, qn, kn), (GROUPED, qg, kg)):
-            if seg.kind in (kind, MIXED):
-                mask = _combine(allowed, grouped, kind == GROUPED)
+        allowed, regions = allowed_of(seg)
+        for region, (q, k) in enumerate(zip(qs, ks)):  # neighbor (region 0), then grouped (region 1), ...
+            if seg.kind in (region_name(region), MIXED):
+                mask = _combine(allowed, regions, region)
                 acc = _fold(acc, _attend(q, k[:, :, keys], v[:, :, keys], scale, mask=mask))
     return acc[0]
 
@@ -324,12 +362,13 @@ def _gqa_matmul(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x.reshape(b, hkv, (hq // hkv) * r, c) @ y).reshape(b, hq, r, y.shape[-1])
 
 
-def _manual_chunk(qn, kn, qg, kg, v, segments, allowed_of, scale: float, softcap: float | None) -> torch.Tensor:
+def _manual_chunk(qs, ks, v, segments, allowed_of, scale: float, softcap: float | None) -> torch.Tensor:
     """One chunk through ordinary ops (autograd, softcap): logits of the used key span, one softmax."""
     fill = torch.finfo(v.dtype).min
     start, end = segments[0].start, segments[-1].end
     pieces, cursor = [], start
-    b, hq, rows, _ = qn.shape
+    b, hq, rows, _ = qs[0].shape
+    names = [region_name(r) for r in range(len(qs))]
 
     def logits(q, k, keys):
         x = _gqa_matmul(q, k[:, :, keys].transpose(-1, -2)) * scale
@@ -339,13 +378,14 @@ def _manual_chunk(qn, kn, qg, kg, v, segments, allowed_of, scale: float, softcap
         if seg.start > cursor:  # keys no row may attend, between two segments
             pieces.append(torch.full((b, hq, rows, seg.start - cursor), fill, dtype=v.dtype, device=v.device))
         keys = slice(seg.start, seg.end)
-        allowed, grouped = allowed_of(seg)
-        if seg.kind == NEIGHBOR:
-            x = logits(qn, kn, keys)
-        elif seg.kind == GROUPED:
-            x = logits(qg, kg, keys)
-        else:
-            x = torch.where(grouped, logits(qg, kg, keys), logits(qn, kn, keys))
+        allowed, regions = allowed_of(seg)
+        if seg.kind != MIXED:
+            region = names.index(seg.kind)
+            x = logits(qs[region], ks[region], keys)
+        else:  # merge by replacement, region by region (SelfExtend: where(grouped, grouped, neighbor))
+            x = logits(qs[0], ks[0], keys)
+            for region in range(1, len(qs)):
+                x = torch.where(regions == region, logits(qs[region], ks[region], keys), x)
         if allowed is not None:
             x = x.masked_fill(~allowed, fill)
         pieces.append(x)
@@ -374,52 +414,87 @@ def fast_merged_attention(
     Same contract as ``merged_attention``: grouped where query_position - key_position >= window,
     ``attn_mask`` (bool, True = may attend, broadcastable to [b, hq, nq, nk]) replaces the causal
     mask, ``softcap`` applies c * tanh(x / c) to the logits. Returns [b, hq, nq, d] in v's dtype.
+    The two-region case of ``fast_region_attention``.
     """
     window = check_positive_int("window", window)
+    return fast_region_attention(
+        (q_neighbor, q_grouped), (k_neighbor, k_grouped), v, query_positions, key_positions, (window,),
+        scale=scale, attn_mask=attn_mask, softcap=softcap, query_chunk=query_chunk,
+    )
+
+
+def fast_region_attention(
+    qs: Sequence[torch.Tensor],
+    ks: Sequence[torch.Tensor],
+    v: torch.Tensor,
+    query_coords: torch.Tensor,
+    key_coords: torch.Tensor,
+    thresholds: Sequence[int],
+    *,
+    scale: float,
+    attn_mask: torch.Tensor | None = None,
+    softcap: float | None = None,
+    query_chunk: int | None = None,
+) -> torch.Tensor:
+    """Exact attention over R position regions in O(nq + nk) memory: one softmax over the merged logits.
+
+    qs[r] [b, hq, nq, d] and ks[r] [b, hkv, nk, d] are q and k rotated to region r's positions. The
+    pair (i, j) uses region  r = #{t in thresholds : u_i - u_j >= t}  with query coordinates
+    ``query_coords`` u_i ([nq] or [b, nq]) and key coordinates ``key_coords`` u_j ([nk] or [b, nk]).
+    ``attn_mask`` and ``softcap`` as in ``fast_merged_attention``. Returns [b, hq, nq, d] in v's dtype.
+    """
+    thresholds = as_thresholds(tuple(thresholds))
+    if len(qs) != len(thresholds) + 1 or len(ks) != len(qs):
+        raise ValueError(
+            f"qs and ks must hold one tensor per region ({len(thresholds) + 1}), got {len(qs)} and {len(ks)}"
+        )
     if query_chunk is not None:
         query_chunk = check_positive_int("query_chunk", query_chunk)
     if softcap is not None and not softcap > 0:
         raise ValueError(f"softcap must be a positive number or None, got {softcap!r}")
     if attn_mask is not None and attn_mask.dtype != torch.bool:
         raise ValueError(f"attn_mask must be a bool tensor (True = may attend), got {attn_mask.dtype}")
-    b, hq, nq, _ = q_neighbor.shape
-    nk = k_neighbor.shape[2]
+    b, hq, nq, _ = qs[0].shape
+    nk = ks[0].shape[2]
     out_dtype = v.dtype
     compute = torch.float64 if out_dtype == torch.float64 else torch.float32
-    qn, kn, qg, kg, vc = (t.to(compute) for t in (q_neighbor, k_neighbor, q_grouped, k_grouped, v))
-    query_pos = query_positions.to(qn.device)
-    key_pos = key_positions.to(qn.device)
-    mask4 = None if attn_mask is None else _as_4d(attn_mask.to(qn.device))
+    qs, ks = [t.to(compute) for t in qs], [t.to(compute) for t in ks]
+    vc = v.to(compute)
+    query_pos = query_coords.to(qs[0].device)
+    key_pos = key_coords.to(qs[0].device)
+    mask4 = None if attn_mask is None else _as_4d(attn_mask.to(qs[0].device))
 
-    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (qn, kn, qg, kg, vc))
-    fused = _flash_with_lse is not None and qn.device.type == "cpu" and softcap is None and not grad
-    if fused and mask4 is None and window >= 2 and nq > 0 and _consecutive(query_pos, key_pos):
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*qs, *ks, vc))
+    fused = _flash_with_lse is not None and qs[0].device.type == "cpu" and softcap is None and not grad
+    window = thresholds[0]
+    banded = fused and len(thresholds) == 1 and mask4 is None and window >= 2 and nq > 0
+    if banded and _consecutive(query_pos, key_pos):
         band_chunk = min(BAND_CHUNK, window - 1) if query_chunk is None else min(query_chunk, window - 1)
-        return _banded(qn, kn, qg, kg, vc, window, scale, band_chunk).to(out_dtype)
+        return _banded(qs[0], ks[0], qs[1], ks[1], vc, window, scale, band_chunk).to(out_dtype)
     if query_chunk is None:
-        per_row = b * hq * nk * qn.element_size() * 3
+        per_row = b * hq * nk * qs[0].element_size() * (len(qs) + 1)
         query_chunk = QUERY_CHUNK if fused else max(1, min(256, MANUAL_CHUNK_BYTES // per_row))
 
     mean_v = None  # what a fully masked row gets (the reference: uniform weights over all keys)
     if mask4 is not None:
         mean_v = vc.mean(dim=2, keepdim=True).repeat_interleave(hq // vc.shape[1], dim=1)
 
-    out = torch.empty(b, hq, nq, vc.shape[-1], dtype=compute, device=qn.device)
+    out = torch.empty(b, hq, nq, vc.shape[-1], dtype=compute, device=qs[0].device)
     for start in range(0, nq, query_chunk):
         end = min(nq, start + query_chunk)
         rows = None if mask4 is None else _chunk_rows(mask4, start, end)
-        segments = plan_chunk(query_pos, key_pos, window, start, end, nq, rows)
+        segments = plan_chunk(query_pos, key_pos, thresholds, start, end, nq, rows)
 
         def allowed_of(seg, start=start, end=end, rows=rows):
-            return _allowed(seg, rows, query_pos, key_pos, window, start, end, nq, nk)
+            return _allowed(seg, rows, query_pos, key_pos, thresholds, start, end, nq, nk)
 
-        chunk = [t[:, :, start:end] for t in (qn, qg)]
+        chunk = [t[:, :, start:end] for t in qs]
         if not segments:  # every row of the chunk fully masked
             result = mean_v.expand(b, hq, end - start, -1)
         elif fused:
-            result = _fused_chunk(chunk[0], kn, chunk[1], kg, vc, segments, allowed_of, scale)
+            result = _fused_chunk(chunk, ks, vc, segments, allowed_of, scale)
         else:
-            result = _manual_chunk(chunk[0], kn, chunk[1], kg, vc, segments, allowed_of, scale, softcap)
+            result = _manual_chunk(chunk, ks, vc, segments, allowed_of, scale, softcap)
         if rows is not None:
             dead = ~rows.any(dim=-1, keepdim=True)  # [.., C, 1]: rows with no key at all
             if bool(dead.any()):

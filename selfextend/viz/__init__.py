@@ -12,6 +12,7 @@ from .attention import plot_attention, plot_attention_panels
 from .benchmark import plot_attention_benchmark, plot_attention_schedule, read_benchmark_csv
 from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_attention_maps,
                           plot_attention_rows, plot_bits_by_length, plot_loss_by_position)
+from .measured import PLOT_DECIMALS, round_measured
 from .passkey import plot_passkey_heatmap
 from .positions import (plot_largest_position, plot_mask, plot_position_usage, plot_relative_positions,
                         plot_rope_scores, plot_rotation_coverage, plot_selfextend_positions)
