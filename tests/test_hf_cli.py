@@ -145,3 +145,75 @@ def test_perplexity_command(tiny_checkpoint, tmp_path, capsys):
     # length 8 = window: SelfExtend is the unmodified model; beyond it, it differs
     assert math.isclose(extended[0]["perplexity"], baseline[0]["perplexity"], rel_tol=1e-5)
     assert not math.isclose(extended[2]["perplexity"], baseline[2]["perplexity"], rel_tol=1e-3)
+
+
+# --- the command lines: one clear baseline flag, one-line errors for a --model that is not there ---------
+
+from selfextend.hf import passkey as passkey_module  # noqa: E402
+from selfextend.hf import perplexity as perplexity_module  # noqa: E402
+
+
+@pytest.mark.parametrize("module, default", [(passkey_module, False), (perplexity_module, True)])
+def test_baseline_flag(module, default):
+    required = ["--model", "m", "--lengths", "60"] + (["--text", "t"] if module is perplexity_module else [])
+    parser = module.build_parser()
+    assert parser.parse_args(required).baseline is default  # the stated default
+    assert parser.parse_args([*required, "--baseline"]).baseline is True
+    assert parser.parse_args([*required, "--no-baseline"]).baseline is False
+    assert f"(default: {default})" in " ".join(parser.format_help().split())
+
+
+def test_methods_follow_the_flag():
+    assert passkey_module.methods(4, 8, baseline=True) == [("baseline", 1), ("selfextend g=4 w=8", 4)]
+    assert passkey_module.methods(4, 8, baseline=False) == [("selfextend g=4 w=8", 4)]
+    assert passkey_module.methods(1, 8, baseline=False) == [("baseline", 1)]  # g = 1 is the unmodified model
+
+
+def _bad_model_arguments(module, model):
+    extra = ["--text", "book.txt"] if module is perplexity_module else []
+    return ["--model", str(model), "--lengths", "60", *extra]
+
+
+@pytest.mark.parametrize("module", [passkey_module, perplexity_module])
+@pytest.mark.parametrize("kind", ["missing folder", "unknown name", "invalid repo id", "folder without config"])
+def test_wrong_model_is_one_line_and_exit_2(module, kind, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))  # nothing cached, nothing downloaded
+    model = {"missing folder": tmp_path / "no" / "such" / "model", "unknown name": "no-such-model-here",
+             "invalid repo id": "Repo id!! with spaces", "folder without config": tmp_path}[kind]
+    with pytest.raises(SystemExit) as stop:
+        module.main(_bad_model_arguments(module, model))
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert len(err.strip().splitlines()) == 1 and f"--model {model}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("module", ["selfextend.hf.passkey", "selfextend.hf.perplexity"])
+def test_wrong_model_from_the_shell(module, tmp_path):
+    extra = ["--text", "book.txt"] if module.endswith("perplexity") else []
+    result = _run(module, "--model", tmp_path / "nowhere", "--lengths", 60, *extra, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"python -m {module}: error: --model {tmp_path / 'nowhere'}: no such folder, and no model of that name "
+        "in the local Hugging Face cache (see --help)"]
+
+
+def test_missing_text_is_one_line(tiny_checkpoint, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        perplexity_main(["--model", str(tiny_checkpoint), "--text", str(tmp_path / "none.txt"), "--lengths", "8"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1 and "none.txt: no such file" in err
+
+
+def test_model_in_the_local_cache_is_accepted(tmp_path, monkeypatch):
+    """A repo id counts when its config.json is in the local Hugging Face cache (no download)."""
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someone--tiny" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (cache / "models--someone--tiny" / "refs").mkdir()
+    (cache / "models--someone--tiny" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    assert passkey_module.local_model("someone/tiny") == ("someone/tiny", True)

@@ -8,8 +8,10 @@ to retrieve it" (Mohtashami & Jaggi, 2023). Each prompt is filler text ("The gra
 is blue. ...") of about ``length`` tokens, with "The pass key is NNNNN." at ``depth`` of the filler
 (0 = start, 1 = just before the question). The model decodes greedily; a trial counts when the
 first number it writes is exactly the 5-digit key. Writes a table (stdout), ``passkey.json`` and a
-length x depth heatmap ``passkey_heatmap.png/.svg`` in ``--out``. ``--group-size 1`` (or
-``--baseline``) runs the unmodified model. Needs transformers and local weights; a GPU for real lengths.
+length x depth heatmap ``passkey_heatmap.png/.svg`` in ``--out``. ``--group-size 1`` runs only the
+unmodified model; ``--baseline`` runs it as well as SelfExtend (default: SelfExtend only). Needs
+transformers and local weights (a folder, or a model already in the local Hugging Face cache); a GPU
+for real lengths.
 """
 from __future__ import annotations
 
@@ -53,24 +55,69 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return choices[dtype]
 
 
+def local_model(path: str) -> tuple[str, bool]:
+    """(name to load, local_files_only) for ``--model``: a model folder, or a repo id already in the local
+    Hugging Face cache (nothing is downloaded). ValueError naming ``path`` otherwise."""
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ValueError(f"--model {path}: the folder has no config.json (not a transformers model folder)")
+        return str(folder), False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(path, "config.json")
+    except ValueError:  # HFValidationError: the name cannot be a repo id at all
+        cached = None
+    if isinstance(cached, str):
+        return path, True
+    raise ValueError(f"--model {path}: no such folder, and no model of that name in the local Hugging Face cache")
+
+
 def load_model(path: str, device: str = "auto", dtype: str = "auto", no_sliding_window: bool = False):
-    """(model in eval mode, tokenizer) from a local folder; optionally switch sliding windows off."""
+    """(model in eval mode, tokenizer) from a local folder or the local cache; optionally switch sliding windows off."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    name, local_only = local_model(path)
     torch_device = resolve_device(device)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, torch_device))
+    model = AutoModelForCausalLM.from_pretrained(name, dtype=resolve_dtype(dtype, torch_device),
+                                                 local_files_only=local_only)
     if no_sliding_window and getattr(model.config, "sliding_window", None) is not None:
         model.config.sliding_window = None  # as the paper does for Mistral
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
     return model.to(torch_device).eval(), tokenizer
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --group-size, --window, --baseline, --device, --dtype, --no-sliding-window, --out."""
-    parser.add_argument("--model", required=True, help="local folder with a transformers causal LM + tokenizer")
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: ...)" for every option that has a default (not for required ones)."""
+
+    def _get_help_string(self, action):
+        if action.required or action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit code 2), defaults shown in --help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, baseline: bool) -> None:
+    """--model, --group-size, --window, --baseline/--no-baseline (default ``baseline``), --device, --dtype,
+    --no-sliding-window."""
+    parser.add_argument("--model", required=True,
+                        help="a local folder with a transformers causal LM + tokenizer (or a model id already in "
+                             "the local Hugging Face cache; nothing is downloaded)")
     parser.add_argument("--group-size", type=int, default=1, help="SelfExtend group size g (1 = unmodified model)")
     parser.add_argument("--window", type=int, default=512, help="SelfExtend neighbor window w (tokens)")
-    parser.add_argument("--baseline", action="store_true", help="also run the unmodified model")
+    parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=baseline,
+                        help="also run the unmodified model (always, when --group-size is 1)")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16")
     parser.add_argument("--no-sliding-window", action="store_true",
@@ -78,7 +125,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Exit with a usage error on bad lengths / sizes."""
+    """Exit with a one-line usage error on bad lengths / sizes or a --model that is not there."""
+    try:
+        local_model(args.model)
+    except ValueError as error:
+        parser.error(str(error))
     if args.group_size < 1:
         parser.error(f"--group-size must be >= 1, got {args.group_size}")
     if args.window < 1:
@@ -204,16 +255,22 @@ def format_table(results: dict[str, dict], lengths, depths) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m selfextend.hf.passkey", description=__doc__.split("\n\n")[0])
-    add_common_arguments(parser)
+def build_parser() -> CommandParser:
+    """The command line of ``python -m selfextend.hf.passkey``."""
+    parser = CommandParser(prog="python -m selfextend.hf.passkey", description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser, baseline=False)
     parser.add_argument("--lengths", type=int, nargs="+", required=True, help="prompt lengths in tokens")
     parser.add_argument("--depths", type=float, nargs="+", default=list(DEFAULT_DEPTHS),
-                        help="needle depths in [0, 1] (default 0 0.25 0.5 0.75 1)")
+                        help="needle depths in [0, 1]")
     parser.add_argument("--trials", type=int, default=5, help="random pass keys per (length, depth)")
-    parser.add_argument("--max-new-tokens", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-new-tokens", type=int, default=12, help="greedy tokens generated per prompt")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the pass keys")
     parser.add_argument("--out", default="passkey_results", help="folder for passkey.json and the heatmap")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     check_common_arguments(parser, args)
     if any(not 0.0 <= d <= 1.0 for d in args.depths):

@@ -9,11 +9,11 @@ tokens 0..N-1, chunk 2 = N..2N-1, ...), each in ONE forward pass with no cache, 
 is exp(mean next-token negative log-likelihood over every predicted token of those pieces). This is
 the paper's setting: "the perplexity of the whole sequence" at each length, not a sliding window
 with a short context. Beyond the pretrained length the unmodified model's perplexity explodes;
-SelfExtend's stays flat. Prints a table and writes ``perplexity.json`` to ``--out``.
+SelfExtend's stays flat. Prints a table and writes ``perplexity.json`` to ``--out``. The unmodified
+model runs too unless ``--no-baseline``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from .passkey import add_common_arguments, check_common_arguments, load_model, maybe_selfextend, methods
+from .passkey import (CommandParser, add_common_arguments, check_common_arguments, load_model, maybe_selfextend,
+                      methods)
 
 
 @torch.no_grad()
@@ -73,20 +74,26 @@ def format_table(results: dict[str, list[dict]], lengths) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m selfextend.hf.perplexity", description=__doc__.split("\n\n")[0])
-    add_common_arguments(parser)
+def build_parser() -> CommandParser:
+    """The command line of ``python -m selfextend.hf.perplexity``."""
+    parser = CommandParser(prog="python -m selfextend.hf.perplexity", description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser, baseline=True)
     parser.add_argument("--text", required=True, help="a UTF-8 text file (e.g. one PG19 book)")
     parser.add_argument("--lengths", type=int, nargs="+", required=True, help="input lengths in tokens")
     parser.add_argument("--chunks", type=int, default=1,
-                        help="consecutive non-overlapping N-token pieces per length (default 1: the first N tokens)")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the unmodified model")
+                        help="consecutive non-overlapping N-token pieces per length (1: the first N tokens)")
     parser.add_argument("--out", default="perplexity_results", help="folder for perplexity.json")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     check_common_arguments(parser, args)
     if args.chunks < 1:
         parser.error(f"--chunks must be >= 1, got {args.chunks}")
-    args.baseline = not args.no_baseline or args.group_size == 1  # baseline and SelfExtend by default
+    if not Path(args.text).is_file():
+        parser.error(f"--text {args.text}: no such file")
 
     from tqdm.auto import tqdm
 

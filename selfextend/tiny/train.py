@@ -179,28 +179,52 @@ def finetune_passkey(
     return model, card
 
 
-def main(argv=None) -> None:
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: ...)" for every option that has a default (not for required ones)."""
+
+    def _get_help_string(self, action):
+        if action.required or action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: two subcommands, every option with a description and its default in --help."""
     parser = argparse.ArgumentParser(prog="python -m selfextend.tiny.train", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    base = sub.add_parser("base", help="pre-train the byte-level LM at L_train")
-    base.add_argument("--steps", type=int, default=1000)
-    base.add_argument("--batch-size", type=int, default=24)
-    base.add_argument("--lr", type=float, default=3e-3)
-    base.add_argument("--train-length", type=int, default=128)
-    base.add_argument("--layers", type=int, default=4)
-    base.add_argument("--d-model", type=int, default=128)
-    base.add_argument("--heads", type=int, default=4)
-    passkey = sub.add_parser("passkey", help="fine-tune a base checkpoint on passkey retrieval")
-    passkey.add_argument("--base", type=Path, required=True)
-    passkey.add_argument("--steps", type=int, default=1200)
-    passkey.add_argument("--batch-size", type=int, default=32)
-    passkey.add_argument("--lr", type=float, default=2e-3)
-    passkey.add_argument("--min-length", type=int, default=67)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{base,passkey}")
+    defaults = TinyLMConfig()
+    base = sub.add_parser("base", help="pre-train the byte-level LM at L_train", formatter_class=_DefaultsFormatter,
+                          description="Pre-train the byte-level RoPE LM on next-byte prediction at L_train "
+                                      "(plain RoPE; the committed checkpoint: make checkpoints).")
+    base.add_argument("--steps", type=int, default=1000, help="optimizer steps")
+    base.add_argument("--batch-size", type=int, default=24, help="windows of L_train bytes per step")
+    base.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (warm-up, then cosine to lr/10)")
+    base.add_argument("--train-length", type=int, default=defaults.train_length, help="L_train: training length in bytes")
+    base.add_argument("--layers", type=int, default=defaults.n_layers, help="transformer blocks")
+    base.add_argument("--d-model", type=int, default=defaults.d_model, help="model width")
+    base.add_argument("--heads", type=int, default=defaults.n_heads, help="attention heads")
+    passkey = sub.add_parser("passkey", help="fine-tune a base checkpoint on passkey retrieval",
+                             formatter_class=_DefaultsFormatter,
+                             description="Fine-tune a base checkpoint on passkey prompts of at most L_train bytes "
+                                         "(loss on the key's digits only).")
+    passkey.add_argument("--base", type=Path, required=True, help="the base checkpoint, NAME.pt")
+    passkey.add_argument("--steps", type=int, default=1200, help="optimizer steps")
+    passkey.add_argument("--batch-size", type=int, default=32, help="passkey prompts per step")
+    passkey.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (warm-up, then cosine to lr/10)")
+    passkey.add_argument("--min-length", type=int, default=67,
+                         help="shortest prompt in bytes (each batch draws a length up to L_train)")
     for p in (base, passkey):
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=int, default=0, help="random seed (torch and the data order)")
         p.add_argument("--threads", type=int, default=2, help="torch threads (the CI machine has 2 cores)")
         p.add_argument("--out", type=Path, required=True, help="checkpoint path, NAME.pt (card: NAME.json)")
+    return parser
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "passkey" and not args.base.is_file():
+        parser.exit(2, f"{parser.prog} passkey: error: --base {args.base}: no such checkpoint file\n")
     torch.set_num_threads(args.threads)
     if args.command == "base":
         config = TinyLMConfig(n_layers=args.layers, d_model=args.d_model, n_heads=args.heads,
