@@ -1,0 +1,44 @@
+"""SelfExtend's relatives: training-free context extensions written as position maps.
+
+What lives here: one small file per family of methods, each a ``PositionMap`` that the package can
+draw (``position_map``: the relative position, region and mask of every (query, key) pair) and run
+(``attention``: exact attention through the one kernel of ``selfextend.attention.region_attention``):
+
+- ``selfextend``: SelfExtend (Jin et al., 2024) and the official code's float-division variant;
+- ``rerope``: ReRoPE and Leaky ReRoPE (Su, 2023);
+- ``logistic``: SELF, group sizes growing logistically (arXiv 2505.17296);
+- ``shifted``: STRING (An et al., 2024, arXiv 2410.18745);
+- ``chunks``: Dual Chunk Attention / ChunkLlama (An et al., 2024, arXiv 2402.17463);
+- ``masked``: LM-Infinite (Han et al., 2023) and StreamingLLM (Xiao et al., 2023), masks over the
+  same kernel;
+- ``recommended``: every method with its published defaults scaled to a pretrained length.
+
+What it may import: torch and the mechanism at the top of ``selfextend`` (``rope``, ``positions``,
+``attention``, ``_checks``). Never ``selfextend.tiny``, ``selfextend.viz`` or ``selfextend.hf``
+(``tests/test_layout.py`` checks it); those import from here.
+"""
+from .base import PositionMap, attention, position_map
+from .chunks import DualChunk
+from .logistic import SELF, logistic_group_sizes
+from .masked import LMInfinite, StreamingLLM
+from .recommended import recommended
+from .rerope import LeakyReRoPE, ReRoPE
+from .selfextend import SelfExtend, SelfExtendFloat
+from .shifted import STRING
+
+__all__ = [
+    "SELF",
+    "STRING",
+    "DualChunk",
+    "LMInfinite",
+    "LeakyReRoPE",
+    "PositionMap",
+    "ReRoPE",
+    "SelfExtend",
+    "SelfExtendFloat",
+    "StreamingLLM",
+    "attention",
+    "logistic_group_sizes",
+    "position_map",
+    "recommended",
+]
