@@ -59,3 +59,90 @@ def self_extend_loop(q, k, v, group_size, window, positions=None, base=10000.0, 
                     weights[batch, head, r, j_index] = e / total
                     out[batch, head, r] += (e / total) * v[batch, kv_head, j_index].double()
     return out, weights
+
+
+# ----------------------------------------------------------------------------------------------
+# SelfExtend's relatives: each rule typed from its paper / reference code, one pair at a time.
+# A rule returns the relative position of (query i, key j), or None when the method drops the key.
+
+
+def _logistic_group(p, capacity, rate):
+    """The group index of position p when groups have sizes floor(C / (1 + (C - 1) exp(-r x)))."""
+    x, end = 0, 0
+    while True:
+        size = max(1, math.floor(capacity / (1 + (capacity - 1) * math.exp(-rate * x))))
+        end += size
+        if p < end:
+            return x
+        x += 1
+
+
+def relative_rule(name, params, i, j):
+    """Relative position of (i, j) under method ``name`` with ``params`` (a dict), or None if dropped."""
+    d = i - j
+    if name == "selfextend":
+        g, w = params["g"], params["w"]
+        return d if d < w else (i // g + w - w // g) - j // g
+    if name == "selfextend_float":
+        g, w = params["g"], params["w"]
+        return d if d < w else (i // g + w - w / g) - j // g
+    if name == "rerope":
+        return min(d, params["w"])
+    if name == "leaky_rerope":
+        w, k = params["w"], params["k"]
+        return d if d < w else w + (d - w) / k
+    if name == "self":
+        w, c, r = params["w"], params["C"], params["r"]
+        return d if d < w else w + _logistic_group(i - w, c, r) - _logistic_group(j, c, r)
+    if name == "string":
+        s, w = params["S"], params["W"]
+        return d if d <= s else d - s + w
+    if name == "dca":
+        s, w = params["s"], params["w"]
+        apart = i // s - j // s
+        if apart == 0:
+            return (i % s) - (j % s)
+        if apart == 1:
+            return min(s + i % s, s + w - 1) - (j % s)
+        return (s + w - 1) - (j % s)
+    if name == "lm_infinite":
+        if d < params["n_local"] or j < params["n_global"]:
+            return min(d, params["L"])
+        return None
+    if name == "streaming":
+        sinks, recent = params["S"], params["R"]
+        if d < recent:
+            return d
+        if j < sinks:
+            return min(i, sinks + recent - 1) - j
+        return None
+    raise ValueError(name)
+
+
+def relative_attention_loop(q, k, v, name, params, base=10000.0):
+    """Attention for q [b, hq, n, d], k/v [b, hkv, n, d] under a relative-position rule (float64 loop).
+
+    Each pair's logit is  <rope(q_i, rel), rope(k_j, 0)>: RoPE's scores depend only on the difference.
+    """
+    b, hq, n, dim = q.shape
+    hkv = k.shape[1]
+    scale = 1.0 / math.sqrt(dim)
+    out = torch.zeros(b, hq, n, v.shape[-1], dtype=torch.float64)
+    for batch in range(b):
+        for head in range(hq):
+            kv_head = head // (hq // hkv)
+            for i in range(n):
+                keys, logits = [], []
+                for j in range(i + 1):
+                    rel = relative_rule(name, params, i, j)
+                    if rel is None:
+                        continue
+                    qr = rotate_pairs(q[batch, head, i], rel, base)
+                    keys.append(j)
+                    logits.append(float(qr @ k[batch, kv_head, j].double()) * scale)
+                top = max(logits)
+                exps = [math.exp(x - top) for x in logits]
+                total = sum(exps)
+                for j, e in zip(keys, exps):
+                    out[batch, head, i] += (e / total) * v[batch, kv_head, j].double()
+    return out

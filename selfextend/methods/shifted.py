@@ -41,9 +41,9 @@ class STRING(PositionMap):
         return [(positions, positions), (positions - self.offset + self.local_window, positions)]
 
     def largest_relative_position(self, seq_len: int) -> float:
-        """N - 1 up to N - 1 = S, then N - 1 - S + W."""
+        """N - 1 up to N - 1 = S, then max(S, N - 1 - S + W)."""
         n = check_positive_int("seq_len", seq_len)
-        return float(n - 1 if n - 1 <= self.offset else n - 1 - self.offset + self.local_window)
+        return float(n - 1 if n - 1 <= self.offset else max(self.offset, n - 1 - self.offset + self.local_window))
 
     @property
     def label(self):
