@@ -94,7 +94,8 @@ def cell_categories(
     """Int [rows, cols]: FUTURE (0), NEIGHBOR (1), GROUPED (2) or UNSEEN (3) for every cell.
 
     ``grouped``: bool matrix (or one bool for all cells), True where the grouped position is used.
-    ``pretrained_length`` L: non-grouped causal cells with a value >= L are UNSEEN.
+    ``pretrained_length`` L: causal cells with a value >= L are UNSEEN, grouped or not (a relative
+    position the model never saw in pretraining).
     ``causal``: bool matrix, True where the key may be attended; default j <= i with the queries
     being the last rows (``selfextend.positions.causal_mask``).
     """
@@ -105,7 +106,7 @@ def cell_categories(
     categories = np.where(grouped, GROUPED, NEIGHBOR)
     if pretrained_length is not None:
         pretrained_length = check_positive_int("pretrained_length", pretrained_length)
-        categories = np.where(~grouped & (values >= pretrained_length), UNSEEN, categories)
+        categories = np.where(values >= pretrained_length, UNSEEN, categories)
     return np.where(causal, categories, FUTURE)
 
 
@@ -124,7 +125,7 @@ def plot_relative_positions(
     """An annotated grid like one panel of the paper's Figure 3 (rows: queries i, columns: keys j).
 
     Every causal cell shows its number; neighbor cells are orange, cells marked in ``grouped`` blue,
-    non-grouped cells with a value >= ``pretrained_length`` grey, future cells light and blank.
+    cells with a value >= ``pretrained_length`` grey, future cells light and blank.
     See ``cell_categories`` for ``grouped`` and ``causal``.
     """
     values = _as_numpy(matrix, "matrix")
@@ -220,6 +221,68 @@ def plot_selfextend_positions(
         _arrow(fig, axes[2], (1.04, 0.5), axes[2], (1.04 + 0.7 * gap / panel, 0.5), "SoftMax")
         # The neighbor part of the normal matrix is copied into SelfExtend unchanged.
         _arrow(fig, axes[0], (0.7, -0.02), axes[2], (0.8, -0.02), connectionstyle="arc3,rad=0.12")
+    return fig
+
+
+def position_caption(seq_len: int, group_size: int, window: int, pretrained_length: int) -> str:
+    """One line for the sliders: the largest relative position of SelfExtend and of normal attention
+    against L, and Eq. 4's reach (L - w)·g + w."""
+    from ..positions import largest_relative_position, max_context_length
+
+    reach = max_context_length(pretrained_length, group_size, window)  # checks w < L
+    seq_len = check_positive_int("seq_len", seq_len)
+    largest = largest_relative_position(seq_len, group_size, window)
+
+    def against(value: int) -> str:
+        return f"{value} < L" if value < pretrained_length else f"{value} ≥ L"
+
+    return (f"largest relative position: SelfExtend {against(largest)} = {pretrained_length}, normal attention "
+            f"{against(seq_len - 1)}; SelfExtend stays below L up to N = (L - w)·g + w = {reach}")
+
+
+def plot_position_explorer(
+    seq_len: int,
+    group_size: int,
+    window: int,
+    pretrained_length: int,
+    *,
+    panel_inches: float = 3.6,
+    min_fontsize: float = 6.5,
+) -> Figure:
+    """Normal attention beside SelfExtend for any N, g, w and L (the sliders of notebook 02).
+
+    As in Figure 3, grey cells are relative positions >= L that pretraining never saw, now in both
+    panels: SelfExtend has none while N <= (L - w)·g + w (Eq. 4). The panels keep their size in
+    inches whatever N is; the numbers are written while they fit (at least ``min_fontsize`` points),
+    past that only the colours are drawn. The title is ``position_caption``.
+    """
+    caption = position_caption(seq_len, group_size, window, pretrained_length)  # checks every argument
+    normal = normal_relative_positions(seq_len)
+    merged = merged_relative_positions(seq_len, seq_len, group_size, window)
+    replaced = grouped_attention_mask(seq_len, seq_len, window)
+
+    fontsize = min(9.0, 0.42 * 72 * panel_inches / seq_len)  # about 40% of a cell's height
+    annotate = fontsize >= min_fontsize
+    gap, left, bottom, top = 0.5, 0.15, 0.55, 0.75
+    width, height = 2 * panel_inches + gap + 2 * left, panel_inches + bottom + top
+    fig = plt.figure(figsize=(width, height))
+    axes = [fig.add_axes([(left + k * (panel_inches + gap)) / width, bottom / height,
+                          panel_inches / width, panel_inches / height]) for k in range(2)]
+    plot_relative_positions(normal, False, pretrained_length=pretrained_length, ax=axes[0], annotate=annotate,
+                            fontsize=fontsize, title=f"Normal attention, N = {seq_len}")
+    plot_relative_positions(merged, replaced, pretrained_length=pretrained_length, ax=axes[1], annotate=annotate,
+                            fontsize=fontsize, title=f"SelfExtend, g = {group_size}, w = {window}")
+    if seq_len > 16:  # thinner grid lines, or the black lines hide the colours
+        for ax in axes:
+            for mesh in ax.collections:
+                mesh.set_linewidth(0.8 * 16 / seq_len)
+    fig.suptitle(caption.replace("; ", "\n"), fontsize=10, y=1 - 0.08 / height, va="top")
+    handles = [Patch(facecolor=NEIGHBOR_COLOR, edgecolor=GRID_COLOR, label="neighbor: i - j < w"),
+               Patch(facecolor=GROUPED_COLOR, edgecolor=GRID_COLOR, label="grouped"),
+               Patch(facecolor=UNSEEN_COLOR, edgecolor=GRID_COLOR,
+                     label=f"never seen in pretraining (≥ L = {pretrained_length})")]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.02 / height))
     return fig
 
 
