@@ -2,7 +2,7 @@
 
 - the starter code (with ____) gives "not attempted";
 - the solution (the cell tagged solution:qN, run after the solutions notebook's set-up cells in a fresh
-  namespace) gives "correct";
+  namespace, after the earlier checked exercises' solutions) gives "correct";
 - each listed wrong answer gives "incorrect" with its own message;
 - the learner notebooks show the starter code, never call .solution() uncommented, and have at least
   two checked exercises; check() never raises, and its text is the same on every run.
@@ -61,7 +61,8 @@ def test_every_wrong_answer_gets_its_message(nb, number, exercise):
 
 
 def solution_namespaces(nb: str):
-    """Run the solutions notebook's set-up cells, then each tagged cell: yield (number, namespace) after each."""
+    """Run the solutions notebook's set-up cells (those before the first tagged cell), then each checked
+    exercise's tagged cell: yield (number, namespace) after each. (nbval runs every cell anyway.)"""
     path = notebook_path(nb, solutions=True)
     cells = code_cells(path)
     tags = [next((t for t in c.get("metadata", {}).get("tags", []) if t.startswith("solution:")), None) for c in cells]
@@ -73,7 +74,7 @@ def solution_namespaces(nb: str):
         for cell in cells[:first]:
             exec(compile("".join(cell["source"]), f"{path.name} set-up", "exec"), namespace)
         for cell, name in zip(cells[first:], tags[first:]):
-            if name:
+            if name and catalog(nb)[int(name.split(":q")[1]) - 1].checked:
                 exec(compile("".join(cell["source"]), f"{path.name} {name}", "exec"), namespace)
                 yield int(name.split(":q")[1]), namespace
     finally:
@@ -86,12 +87,13 @@ def solution_namespaces(nb: str):
 def test_tagged_solutions_are_correct(nb):
     found = {}
     for number, namespace in solution_namespaces(nb):
-        exercise = catalog(nb)[number - 1]
-        found[number] = exercise.evaluate(namespace)
-    expected = {n: (CORRECT if ex.checked else EXPLAIN) for n, ex in enumerate(catalog(nb), start=1)}
-    assert set(found) == set(expected), f"tagged solution cells {sorted(found)}, exercises {sorted(expected)}"
-    wrong = {n: str(f) for n, f in found.items() if f.status != expected[n]}
+        found[number] = catalog(nb)[number - 1].evaluate(namespace)
+    checked = {n for n, ex in enumerate(catalog(nb), start=1) if ex.checked}
+    assert set(found) == checked, f"tagged solution cells {sorted(found)}, checked exercises {sorted(checked)}"
+    wrong = {n: str(f) for n, f in found.items() if f.status != CORRECT}
     assert not wrong, wrong
+    tagged = set(tagged_cells(notebook_path(nb, solutions=True)))
+    assert tagged == {tag(n) for n in range(1, len(catalog(nb)) + 1)}, f"one tagged cell per exercise: {sorted(tagged)}"
 
 
 @pytest.mark.parametrize("nb", notebooks())
