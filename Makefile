@@ -65,5 +65,15 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
 		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
+# The offline site: every notebook and solution as HTML with its committed outputs (not executed), reveal.js
+# slides, the README gallery; MathJax, reveal.js and require.js are served from site/static/ (npm ci in
+# tools/site from its package-lock.json). site/ is a build output: git-ignored, built in CI by `make test`.
+.PHONY: site slides
+site: $(STAMP)
+	$(PY) tools/site/build.py
+
+slides: $(STAMP)
+	$(PY) tools/site/build.py --slides
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,155 @@
+"""The offline site in a real browser: every page of site/ loads in headless Chromium from 127.0.0.1.
+
+The site is built first (tools/site/build.py, incremental: it reuses outputs that are up to date),
+served by http.server on a free port of 127.0.0.1, and each page is opened by Playwright driving
+Debian's `chromium` (not Playwright's own browser download). For every page the test checks:
+  - no request left 127.0.0.1 (each such request is recorded and aborted) and no local request failed;
+  - no JavaScript error;
+  - every <img> loaded (naturalWidth > 0);
+  - formulas were typeset by the local MathJax (mjx-container elements, no MathJax error element);
+  - slides: reveal.js reached its ready state (Reveal.isReady()) with more than one slide.
+A screenshot of each page is saved to results/site-screenshots/ (git-ignored; a CI artifact).
+
+Without Chromium the test is skipped (`sudo apt-get install chromium`); with SELFEXTEND_REQUIRE_BROWSER=1
+(set by .ci/run) a missing browser is a failure instead.
+"""
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "site"
+SHOTS = ROOT / "results" / "site-screenshots"
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+REQUIRED = os.environ.get("SELFEXTEND_REQUIRE_BROWSER") == "1"
+
+
+def missing(reason: str):
+    """Skip (or, when the browser test is required, fail) with a message that says what to install."""
+    if REQUIRED:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def has_math(notebook: Path) -> bool:
+    """Whether a notebook's Markdown holds a formula ($...$ or $$...$$)."""
+    nb = nbformat.read(notebook, as_version=4)
+    return any(c.cell_type == "markdown" and re.search(r"\$[^$\n]+\$", c.source) for c in nb.cells)
+
+
+def pages() -> list[tuple[str, str, bool]]:
+    """(site path, kind, expects formulas) for every page the build makes."""
+    learner = sorted(ROOT.glob("notebooks/[0-9]*.ipynb"))
+    solutions = sorted(ROOT.glob("notebooks/solutions/[0-9]*.ipynb"))
+    found = [("index.html", "index", False)]
+    if (ROOT / "notebooks" / "WORKSHOP.md").exists():
+        found.append(("workshop.html", "index", False))
+    found += [(p.relative_to(ROOT).with_suffix(".html").as_posix(), "page", has_math(p)) for p in learner + solutions]
+    found += [(f"slides/{p.stem}.slides.html", "slides", has_math(p)) for p in learner]
+    return found
+
+
+PAGES = pages()
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    """site/, built (or brought up to date) by tools/site/build.py."""
+    if not Path(CHROMIUM).exists():
+        missing(f"Chromium not found at {CHROMIUM}: install it with `sudo apt-get install chromium` "
+                "to run the browser test of the site")
+    if shutil.which("npm") is None and not (ROOT / "tools/site/node_modules/.package-lock.json").exists():
+        missing("npm is needed once to fetch MathJax and reveal.js for the site: `sudo apt-get install npm`")
+    start = time.perf_counter()
+    build = subprocess.run([sys.executable, str(ROOT / "tools/site/build.py")], cwd=ROOT,
+                           capture_output=True, text=True, timeout=900)
+    assert build.returncode == 0, build.stdout + build.stderr
+    print(f"\nsite built in {time.perf_counter() - start:.1f} s: {build.stdout.strip().splitlines()[-1]}")
+    return SITE
+
+
+@pytest.fixture(scope="session")
+def server(site):
+    """http.server on a free port of 127.0.0.1, serving site/ from a thread; yields its base URL."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser(site):
+    """Headless Debian Chromium driven by Playwright."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements.txt)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.mark.parametrize("path,kind,math", PAGES, ids=[p for p, _, _ in PAGES])
+def test_page_in_browser(path, kind, math, server, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+    outside, failed, errors = [], [], []
+
+    def route(r):
+        if urlsplit(r.request.url).hostname != "127.0.0.1":
+            outside.append(r.request.url)
+            r.abort()
+        else:
+            r.continue_()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(f"console: {m.text} {m.location.get('url', '')}")
+            if m.type == "error" else None)
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("requestfailed", lambda r: failed.append(f"{r.failure} {r.url}")
+            if urlsplit(r.url).hostname == "127.0.0.1" else None)
+    try:
+        page.goto(f"{server}/{path}", wait_until="load", timeout=60_000)
+        if kind != "index":
+            page.wait_for_function("document.body.getAttribute('data-mathjax') === 'done'", timeout=60_000)
+        if kind == "slides":
+            page.wait_for_function("window.Reveal !== undefined && Reveal.isReady()", timeout=60_000)
+        page.wait_for_function("Array.from(document.images).every(img => img.complete)", timeout=60_000)
+        images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.naturalWidth, i.src.slice(0, 80)])")
+        typeset = page.locator("mjx-container").count()
+        math_errors = page.locator("mjx-merror, [data-mjx-error]").count()
+        slides = page.evaluate("Reveal.getTotalSlides()") if kind == "slides" else None
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / (path.replace("/", "__") + ".png")))
+    finally:
+        context.close()
+
+    assert not outside, f"requests left 127.0.0.1: {outside}"
+    assert not failed, f"local requests failed: {failed}"
+    assert not errors, f"JavaScript errors: {errors}"
+    assert all(width > 0 for width, _ in images), f"images that did not load: {[s for w, s in images if w == 0]}"
+    if kind == "index":
+        assert len(images) >= 10, f"the gallery shows {len(images)} images"
+    if math:
+        assert typeset > 0, "no formula was typeset (no mjx-container)"
+    assert math_errors == 0, f"{math_errors} MathJax errors"
+    if kind == "slides":
+        assert slides > 1, f"only {slides} slide(s)"
