@@ -56,7 +56,8 @@ def pages() -> list[tuple[str, str, bool]]:
     solutions = sorted(ROOT.glob("notebooks/solutions/[0-9]*.ipynb"))
     found = [("index.html", "index", False)]
     if (ROOT / "notebooks" / "WORKSHOP.md").exists():
-        found.append(("workshop.html", "index", False))
+        guide = (ROOT / "notebooks" / "WORKSHOP.md").read_text()
+        found.append(("workshop.html", "document", bool(re.search(r"\$[^$\n]+\$", guide))))
     found += [(p.relative_to(ROOT).with_suffix(".html").as_posix(), "page", has_math(p)) for p in learner + solutions]
     found += [(f"slides/{p.stem}.slides.html", "slides", has_math(p)) for p in learner]
     return found

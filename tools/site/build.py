@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import jinja2
 import nbformat
 from nbconvert import HTMLExporter, SlidesExporter
 
@@ -168,9 +169,10 @@ def write_index(sources: list[Path]) -> None:
     extras = []
     guide = ROOT / "notebooks" / "WORKSHOP.md"
     if guide.exists():
-        (SITE / "workshop.html").write_text(
-            index.render_markdown_page("Workshop guide", guide.read_text(encoding="utf-8"), "index.html"),
-            encoding="utf-8")
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES / "common"))
+        mathjax = env.get_template("offline_mathjax.html.j2").module.offline_mathjax("static/mathjax/tex-chtml-full.js")
+        page = index.render_markdown_page("Workshop guide", guide.read_text(encoding="utf-8"), "notebooks", mathjax)
+        (SITE / "workshop.html").write_text(page, encoding="utf-8")
         extras.append({"title": "Workshop guide for instructors", "page": "workshop.html"})
     html = index.render(readme, entries["notebooks"], entries["solutions"], extras)
     (SITE / "index.html").write_text(html, encoding="utf-8")

@@ -110,14 +110,26 @@ run <code>make lab</code>.</p>
 """
 
 
-def render_markdown_page(title: str, markdown: str, home: str) -> str:
-    """A stand-alone page for a Markdown document (e.g. the instructor's guide)."""
-    body = markdown2html_mistune(markdown)
+def render_markdown_page(title: str, markdown: str, folder: str, mathjax: str) -> str:
+    """A stand-alone page for a Markdown document of notebooks/ (e.g. the instructor's guide).
+
+    folder: the document's folder in the repository ("notebooks"); its links to notebooks become links to
+    their pages, links to files the site lacks become plain text; mathjax: the <script> tags for formulas.
+    """
+    def relink(match: re.Match) -> str:
+        target = match.group(2)
+        if not re.match(r"^[a-z]+://|^#", target):
+            target = site_link(f"{folder}/{target}" if folder else target)
+        return f"[{match.group(1)}]({target})" if target else match.group(1)
+
+    body = markdown2html_mistune(re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", relink, markdown))
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><link rel="icon" href="data:,"><meta name="viewport" content="width=device-width, initial-scale=1.0">
-<title>{html.escape(title)}</title><style>{STYLE}</style></head>
-<body><main><p><a href="{home}">&larr; all notebooks</a></p>
+<title>{html.escape(title)}</title><style>{STYLE} a.anchor-link {{ display: none; }}
+table {{ border-collapse: collapse; }} th, td {{ border-top: 1px solid #ddd; padding: 0.3em 0.6em; }}</style>
+{mathjax}</head>
+<body><main><p><a href="index.html">&larr; all notebooks</a></p>
 {body}
 </main></body>
 </html>
