@@ -13,7 +13,7 @@ def _merged_position(i: int, j: int, group_size: int, window: int) -> int:
 def _pairs() -> list[Case]:
     cases = []
     for i, j, g, w in ((9, 0, 2, 4), (9, 5, 2, 4), (9, 6, 2, 4), (9, 9, 2, 4), (20, 16, 2, 4), (20, 3, 3, 4),
-                       (15, 9, 3, 6), (15, 0, 3, 6), (100, 37, 8, 32), (7, 2, 1, 4)):
+                       (15, 9, 3, 6), (15, 0, 3, 6), (100, 37, 8, 32), (7, 2, 1, 4), (6, 2, 3, 4), (9, 5, 3, 4)):
         cases.append(Case((i, j, g, w), f"i={i}, j={j}, g={g}, w={w}"))
     return cases
 

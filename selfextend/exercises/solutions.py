@@ -36,13 +36,13 @@ def tag(number: int) -> str:
 
 
 def tagged_cells(path: Path) -> dict[str, tuple[str, str]]:
-    """tag -> (Markdown just above the cell, the cell's code) for every solution:qN cell of ``path``."""
+    """tag -> (the nearest Markdown cell above: the exercise's text, the cell's code) for every solution:qN cell."""
     cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
     found = {}
     for index, cell in enumerate(cells):
         for name in cell.get("metadata", {}).get("tags", []):
             if name.startswith("solution:"):
-                above = cells[index - 1] if index else None
-                text = "".join(above["source"]) if above and above["cell_type"] == "markdown" else ""
+                above = next((c for c in reversed(cells[:index]) if c["cell_type"] == "markdown"), None)
+                text = "".join(above["source"]) if above else ""
                 found[name] = (text.strip(), "".join(cell["source"]).strip())
     return found
