@@ -59,6 +59,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) benchmarks/bench_attention.py --quick
 
+# SelfExtend's relatives on the tiny LM (about 10 min on 2 cores): writes experiments/tiny_lm_relatives.json
+.PHONY: relatives-results
+relatives-results: $(STAMP)
+	$(PY) -m selfextend.tiny.relatives --out experiments/tiny_lm_relatives.json
+
 # JupyterLab rooted at the repository (README.md and figures/ browsable), opening the notebooks folder.
 # Extra options, e.g. `make lab LAB_ARGS=--no-browser`; root (containers) needs --allow-root.
 LAB_ARGS ?=

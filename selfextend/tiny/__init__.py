@@ -7,10 +7,11 @@ language model whose attention method is chosen at inference: plain, SelfExtend,
 ``evaluate`` (bits per byte by length, loss by position, passkey accuracy).
 
 What it may import: the mechanism at the top of ``selfextend`` (``rope``, ``positions``,
-``attention``, ...), and ``selfextend.viz``. Never ``selfextend.hf``. The mechanism never imports
+``attention``, ...), ``selfextend.methods`` (SelfExtend's relatives) and ``selfextend.viz``. Never ``selfextend.hf``. The mechanism never imports
 from here (``tests/test_layout.py`` checks both).
 """
-from .model import PLAIN, AttentionMethod, TinyLM, TinyLMConfig, checkpoints_dir, load_checkpoint, save_checkpoint, selfextend
+from .model import (PLAIN, AttentionMethod, TinyLM, TinyLMConfig, checkpoints_dir, load_checkpoint, relative,
+                    save_checkpoint, selfextend)
 
 __all__ = ["PLAIN", "AttentionMethod", "TinyLM", "TinyLMConfig", "checkpoints_dir", "load_checkpoint",
-           "save_checkpoint", "selfextend"]
+           "relative", "save_checkpoint", "selfextend"]

@@ -11,6 +11,8 @@ weights run with one of five position treatments (``AttentionMethod``):
     ntk          NTK-aware scaling (bloc97, 2023): base -> base * s ** (d / (d - 2))
     yarn         YaRN (Peng et al., 2023): per-frequency ramp between PI and no scaling, and
                  logits multiplied by (0.1 ln s + 1) ** 2
+    map          any position map of ``selfextend.methods`` (ReRoPE, STRING, DCA, LM-Infinite, ...):
+                 ``AttentionMethod("map", position_map=ReRoPE(16))``, or ``relative(ReRoPE(16))``
 
 For pi / ntk / yarn, s is ``AttentionMethod.scale``, or max(1, n / L_train) when it is None
 (the "dynamic" choice: just enough to map the input onto the trained length).
@@ -28,10 +30,12 @@ import torch.nn.functional as F
 
 from .._checks import check_positive_int
 from ..attention import self_extend_attention
+from ..methods import PositionMap
+from ..methods import attention as map_attention
 from ..positions import max_context_length
 from ..rope import inverse_frequencies, rotate_pairs
 
-METHOD_KINDS = ("plain", "selfextend", "pi", "ntk", "yarn")
+METHOD_KINDS = ("plain", "selfextend", "pi", "ntk", "yarn", "map")
 # The SelfExtend kernel the model calls (see selfextend.attention.merged_attention): "auto" picks the
 # package's fast exact path; "reference" is the two-matrix version (same numbers to ~1e-6).
 ATTENTION_IMPLEMENTATION = "auto"
@@ -45,10 +49,14 @@ class AttentionMethod:
     group_size: int = 1  # SelfExtend g
     window: int = 1  # SelfExtend neighbor window w
     scale: float | None = None  # pi / ntk / yarn factor s; None = max(1, n / L_train)
+    position_map: PositionMap | None = None  # kind "map": a method of selfextend.methods
 
     def __post_init__(self):
         if self.kind not in METHOD_KINDS:
             raise ValueError(f"kind must be one of {METHOD_KINDS}, got {self.kind!r}")
+        if (self.kind == "map") != isinstance(self.position_map, PositionMap):
+            raise ValueError("position_map must be a selfextend.methods.PositionMap exactly when kind='map', "
+                             f"got kind={self.kind!r} and position_map={self.position_map!r}")
         check_positive_int("group_size", self.group_size)
         check_positive_int("window", self.window)
         if self.scale is not None:
@@ -63,6 +71,8 @@ class AttentionMethod:
     def label(self) -> str:
         """A short name for legends and tables."""
         names = {"plain": "plain RoPE", "pi": "PI", "ntk": "NTK", "yarn": "YaRN"}
+        if self.kind == "map":
+            return self.position_map.label
         if self.kind == "selfextend":
             return f"SelfExtend g={self.group_size} w={self.window}"
         if self.kind == "plain":
@@ -82,6 +92,11 @@ PLAIN = AttentionMethod()
 def selfextend(group_size: int, window: int) -> AttentionMethod:
     """Shorthand for ``AttentionMethod("selfextend", group_size, window)``."""
     return AttentionMethod("selfextend", group_size, window)
+
+
+def relative(position_map: PositionMap) -> AttentionMethod:
+    """Shorthand for ``AttentionMethod("map", position_map=position_map)`` (a method of ``selfextend.methods``)."""
+    return AttentionMethod("map", position_map=position_map)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -175,11 +190,17 @@ class Attention(nn.Module):
         c = self.config
         q, k, v = self.qkv(x).view(b, n, 3, c.n_heads, c.head_dim).permute(2, 0, 3, 1, 4)  # 3 x [b h n d]
         weights = None
-        if method.kind == "selfextend" or return_weights:
+        if method.kind == "map":  # one exact kernel for every relative of SelfExtend
+            result = map_attention(
+                method.position_map, q, k, v, rope_base=c.rope_base, return_weights=return_weights,
+                implementation="reference" if return_weights else ATTENTION_IMPLEMENTATION,
+            )
+            y, weights = result if return_weights else (result, None)
+        elif method.kind == "selfextend" or return_weights:
             # plain RoPE is SelfExtend with g = 1 (grouped positions equal the normal ones)
             g, w = (method.group_size, method.window) if method.kind == "selfextend" else (1, 1)
             if method.kind not in ("plain", "selfextend"):
-                raise ValueError("return_weights is only available for kind 'plain' or 'selfextend'")
+                raise ValueError("return_weights is only available for kind 'plain', 'selfextend' or 'map'")
             result = self_extend_attention(
                 q, k, v, g, w, rope_base=c.rope_base, return_weights=return_weights,
                 implementation="reference" if return_weights else ATTENTION_IMPLEMENTATION,

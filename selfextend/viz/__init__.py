@@ -2,7 +2,7 @@
 
 What lives here: the pictures of the mechanism (``positions``: Figure 3 and its relatives;
 ``attention``: heatmaps), of the experiments (``experiments``, ``passkey``, ``heatmap``), of the
-kernel and its benchmark (``benchmark``), and ``save`` (one style file, byte-reproducible PNG/SVG).
+kernel and its benchmark (``benchmark``), of SelfExtend's relatives (``methods``: maps, reach, results), and ``save`` (one style file, byte-reproducible PNG/SVG).
 
 What it may import: matplotlib, numpy and the mechanism at the top of ``selfextend``. Never
 ``selfextend.hf`` or ``selfextend.tiny``: the data to plot comes in as arguments
@@ -14,6 +14,7 @@ from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_atte
                           plot_attention_rows, plot_bits_by_length, plot_loss_by_position)
 from .measured import PLOT_DECIMALS, round_measured
 from .passkey import plot_passkey_heatmap
+from .methods import plot_largest_positions, plot_method_gallery, plot_position_map, plot_relatives_results
 from .positions import (plot_largest_position, plot_mask, plot_position_usage, plot_relative_positions,
                         plot_rope_scores, plot_rotation_coverage, plot_selfextend_positions)
 from .save import figures_dir, save_figure, style, use_style
@@ -30,11 +31,15 @@ __all__ = [
     "plot_attention_schedule",
     "plot_bits_by_length",
     "plot_largest_position",
+    "plot_largest_positions",
     "plot_loss_by_position",
     "plot_mask",
+    "plot_method_gallery",
+    "plot_position_map",
     "plot_passkey_heatmap",
     "plot_position_usage",
     "plot_relative_positions",
+    "plot_relatives_results",
     "plot_rope_scores",
     "plot_rotation_coverage",
     "plot_selfextend_positions",
