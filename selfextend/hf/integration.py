@@ -12,17 +12,22 @@ each query and key is rotated to changes.
 
 How it plugs in (transformers >= 5). Every supported model calls its attention through
 ``AttentionInterface`` with q and k *already rotated* to their ordinary positions. We register one
-attention function (and a mask function that always materialises the boolean mask) under a fresh
-name and point the model's ``config._attn_implementation`` at it. Inside, the grouped q and k are
+attention function and one mask function under a fresh name and point the model's
+``config._attn_implementation`` at it. Inside, the grouped q and k are
 obtained by rotating the rotated tensors once more, by (target - original) position, with the
 model's own inverse frequencies (so every ``rope_scaling`` type, partial rotary and per-layer-type
 RoPE come for free; the model's attention scaling is already in the rotated tensors):
 
     query target  p // g + (w - w // g)          key target  p // g            (Algorithm 1)
 
-Positions are counted from the attention mask (the n-th visible key of a row is at position n - 1),
-so left padding and static caches (empty slots beyond the current length) give the same result
-as each row run alone. Then ``selfextend.attention.merged_attention`` merges the neighbor and grouped
+Where the positions come from. Without padding (every row of the batch full: prefill, dynamic or
+static cache, ``generate``) the mask function returns None and records the current length
+(``cache_position``'s end, from transformers' query offset); the attention function then takes the
+positions 0 .. length - 1, drops a static cache's empty slots beyond the length, and the kernel
+runs with its default causal mask: nothing of size N x N is allocated. With padding (or a
+sliding-window layer, or a custom mask) the boolean mask is materialised and positions are counted
+from it (the n-th visible key of a row is at position n - 1), so left/right padding gives the same
+result as each row run alone; they are counted once per mask per forward, not in every layer. Then ``selfextend.attention.merged_attention`` merges the neighbor and grouped
 logits (grouped where query - key >= w) and takes one softmax.
 
 transformers is imported lazily: ``import selfextend`` works without it.
@@ -51,13 +56,13 @@ def _transformers():
     """Import transformers' two dispatch tables lazily (transformers is an optional dependency)."""
     try:
         from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+        from transformers.masking_utils import AttentionMaskInterface, causal_mask_function, sdpa_mask
     except ImportError as error:  # pragma: no cover - exercised only without transformers
         raise ImportError(
             "selfextend.hf needs transformers >= 5: in a clone of this repository, "
             'pip install -e ".[hf]" (or make setup, which installs the pinned transformers)'
         ) from error
-    return AttentionInterface, AttentionMaskInterface, sdpa_mask
+    return AttentionInterface, AttentionMaskInterface, sdpa_mask, causal_mask_function
 
 
 def max_supported_length(max_position_embeddings: int, group_size: int, window: int) -> int:
@@ -199,6 +204,11 @@ class SelfExtend:
         )
         self.model = model
         self.calls = 0  # SelfExtend attention calls in the last forward (all layers)
+        self.position_counts = 0  # positions counted from a mask in the last forward (once per mask)
+        # The current length of an unpadded batch, set by the mask function whenever it returns None. Not
+        # reset per forward: generate may build the masks before calling the model.
+        self._length: int | None = None
+        self._positions: dict = {}  # id(mask) -> (mask, bool mask, positions): counted once per forward
         self._active = False
         self._warned_length = False
         self._length_checked = False
@@ -264,15 +274,20 @@ class SelfExtend:
 
     def _attach(self) -> None:
         """Register the attention + mask functions under a fresh name and switch the configs to it."""
-        AttentionInterface, AttentionMaskInterface, sdpa_mask = _transformers()
+        AttentionInterface, AttentionMaskInterface, sdpa_mask, causal = _transformers()
         self.name = f"{_NAME_PREFIX}_{next(_counter)}"
 
-        def boolean_mask(*args, **kwargs):
-            kwargs["allow_is_causal_skip"] = False  # always a real mask: positions are read from it
+        def mask_or_length(*args, **kwargs):
+            """None (and the current length recorded) when there is no padding; else the boolean mask."""
+            length = _unpadded_length(causal, *args, **kwargs)
+            if length is not None:  # kept for this forward's layers that get None (a sliding mask may follow)
+                self._length = length
+                return None  # the kernel's default causal mask: no N x N tensor
+            kwargs["allow_is_causal_skip"] = False  # a real mask: positions are read from it
             return sdpa_mask(*args, **kwargs)
 
         AttentionInterface.register(self.name, self._attention)
-        AttentionMaskInterface.register(self.name, boolean_mask)
+        AttentionMaskInterface.register(self.name, mask_or_length)
         self._previous = [(config, config._attn_implementation_internal) for config in self._configs]
         for config in self._configs:
             config._attn_implementation_internal = self.name  # this config only, not its sub-configs
@@ -287,7 +302,7 @@ class SelfExtend:
         """Restore the previous attention exactly (bit-identical outputs afterwards). Idempotent."""
         if not self._active:
             return
-        AttentionInterface, AttentionMaskInterface, _ = _transformers()
+        AttentionInterface, AttentionMaskInterface, *_ = _transformers()
         for config, previous in self._previous:
             config._attn_implementation_internal = previous
         for hook in self._hooks:
@@ -323,10 +338,13 @@ class SelfExtend:
     # -- checks around every forward -------------------------------------------------------------
     def _before_forward(self, module, args) -> None:
         self.calls = 0
+        self.position_counts = 0
+        self._positions = {}
         self._reached = set()
         self._length_checked = False
 
     def _after_forward(self, module, args, output) -> None:
+        self._positions = {}  # release the masks held for this forward
         missing = [name for layer, name in self.layer_names.items() if layer not in self._reached]
         if len(missing) == len(self.layer_names):
             raise RuntimeError(
@@ -337,11 +355,10 @@ class SelfExtend:
         if missing:
             raise RuntimeError(f"SelfExtend was not reached by attention layers {missing[:3]}")
 
-    def _check_length(self, visible: torch.Tensor) -> None:
-        """Warn once when the input is longer than (L - w) * g + w."""
+    def _check_length(self, length: int) -> None:
+        """Warn once when the input (``length`` tokens in its longest row) is longer than (L - w) * g + w."""
         if self._warned_length or self.max_length is None:
             return
-        length = int(visible.sum(dim=-1).max())
         if length > self.max_length:
             self._warned_length = True
             warnings.warn(
@@ -362,27 +379,32 @@ class SelfExtend:
         self.calls += 1
         self._reached.add(module)
         nq, nk = query.shape[2], key.shape[2]
-        mask = _as_bool_mask(attention_mask, nq, nk, query.device)
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
         want_weights = bool(kwargs.get("output_attentions", False))
-        if sliding_window is not None:
-            if not _is_local_layer(module):
-                raise ValueError(
-                    f"layer {self.layer_names.get(module, '?')!r} uses a sliding window ({sliding_window}); set "
-                    "model.config.sliding_window = None for SelfExtend, as the paper does for Mistral"
-                )
-            # A local layer keeps its own attention: the same kernel with no grouped part.
-            query_pos, key_pos, _ = positions_from_mask(mask)
+        if sliding_window is not None and not _is_local_layer(module):
+            raise ValueError(
+                f"layer {self.layer_names.get(module, '?')!r} uses a sliding window ({sliding_window}); set "
+                "model.config.sliding_window = None for SelfExtend, as the paper does for Mistral"
+            )
+        if attention_mask is None:  # no padding: positions 0 .. length - 1, queries the last nq of them
+            length = self._length if self._length is not None and nq <= self._length <= nk else nk
+            key, value = key[:, :, :length], value[:, :, :length]  # a static cache's empty slots go
+            key_pos = torch.arange(length, device=query.device)  # [length]
+            query_pos = key_pos[length - nq:]  # [nq]
+            mask, longest = None, length
+        else:
+            mask, (query_pos, key_pos, visible) = self._mask_positions(attention_mask, nq, nk, query.device)
+            longest = visible
+        if sliding_window is not None:  # a local layer keeps its own attention: no grouped part
             result = merged_attention(
                 query, key, query, key, value, query_pos, key_pos, self.window,
                 scale=scale, attn_mask=mask, softcap=softcap, return_weights=want_weights,
                 implementation=self.implementation,
             )
         else:
-            query_pos, key_pos, visible = positions_from_mask(mask)
-            if not self._length_checked:  # once per forward: it reads a number back from the device
+            if not self._length_checked:  # once per forward: it may read a number back from the device
                 self._length_checked = True
-                self._check_length(visible)
+                self._check_length(longest if isinstance(longest, int) else int(longest.sum(dim=-1).max()))
             query_target, _ = grouped_positions(query_pos, self.group_size, self.window)
             _, key_target = grouped_positions(key_pos, self.group_size, self.window)
             inv_freq = _inverse_frequencies(self.rotary[module], module)
@@ -393,8 +415,45 @@ class SelfExtend:
                 scale=scale, attn_mask=mask, softcap=softcap, return_weights=want_weights,
                 implementation=self.implementation,
             )
+        if want_weights and result[1].shape[-1] < nk:  # weights over every cache slot, 0 for empty ones
+            result = (result[0], torch.nn.functional.pad(result[1], (0, nk - result[1].shape[-1])))
         output, weights = result if want_weights else (result, None)
         return output.transpose(1, 2).contiguous(), weights
+
+    def _mask_positions(self, attention_mask: torch.Tensor, nq: int, nk: int, device):
+        """(bool mask, positions_from_mask(mask)), counted once per mask per forward (not per layer)."""
+        cached = self._positions.get(id(attention_mask))
+        if cached is not None and cached[0] is attention_mask and cached[1].shape[-2:] == (nq, nk):
+            return cached[1], cached[2]
+        mask = _as_bool_mask(attention_mask, nq, nk, device)
+        positions = positions_from_mask(mask)
+        self.position_counts += 1
+        # holding attention_mask keeps its id from being reused; released after the forward
+        self._positions[id(attention_mask)] = (attention_mask, mask, positions)
+        return mask, positions
+
+
+def _unpadded_length(causal, batch_size: int, q_length: int, kv_length: int, q_offset=0, kv_offset: int = 0,
+                     mask_function=None, attention_mask: torch.Tensor | None = None, local_size=None,
+                     **kwargs) -> int | None:
+    """The current length q_offset + q_length when the mask is plain causal with no padding, else None.
+
+    Plain: the causal mask function itself (no sliding window, no packed sequences, no overlays),
+    keys starting at slot 0, and a 2-D padding mask (if any) that is all True over the first
+    q_offset + q_length slots. Static caches' empty slots beyond that length are dropped by the
+    attention function. q_offset is transformers' cache position of the first query.
+    """
+    if mask_function is not causal or local_size is not None or kv_offset != 0:
+        return None
+    length = int(q_offset) + q_length  # a static cache passes q_offset as a tensor: one read per forward
+    if not q_length <= length <= kv_length:
+        return None
+    if attention_mask is not None:
+        if attention_mask.dim() != 2 or attention_mask.shape[-1] < length:
+            return None
+        if not bool(attention_mask[:, :length].all()):  # slots beyond length: the causal mask hides them
+            return None
+    return length
 
 
 def apply(model: torch.nn.Module, group_size: int, window: int, *, implementation: str = "auto") -> SelfExtend:
