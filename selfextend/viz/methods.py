@@ -80,7 +80,7 @@ def plot_method_gallery(maps: Mapping[str, tuple], *, columns: int = 4, pretrain
     if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
         raise ValueError(f"columns must be a positive integer, got {columns!r}")
     rows = math.ceil(len(maps) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.1 * columns, 3.25 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.1 * columns, 3.4 * rows + 0.7), squeeze=False)
     for ax, (name, (values, regions, attended)) in zip(axes.flat, maps.items()):
         plot_position_map(values, regions, attended, pretrained_length=pretrained_length, title=name, ax=ax)
     for ax in list(axes.flat)[len(maps):]:
@@ -91,7 +91,8 @@ def plot_method_gallery(maps: Mapping[str, tuple], *, columns: int = 4, pretrain
     fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False)
     if title is not None:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    top = 1 - 0.55 / fig.get_figheight()
+    fig.subplots_adjust(left=0.01, right=0.99, top=top, bottom=0.45 / fig.get_figheight(), wspace=0.06, hspace=0.12)
     return fig
 
 
