@@ -425,7 +425,7 @@ class Predicate(Exercise):
             message = self.test(**values)
         except Exception as error:
             return Feedback(INCORRECT, raised(error, "your answer") + _likely_cause(error, self.errors))
-        return Feedback(CORRECT, _well_done(self.names)) if message is None else Feedback(INCORRECT, message)
+        return Feedback(CORRECT, _well_done(self.names)) if message is None else Feedback(INCORRECT, clean(message, 400))
 
 
 @dataclass

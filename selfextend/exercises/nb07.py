@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import positions
 from ..tiny.model import TinyLMConfig
-from .core import Explain, Predicate, Value, Wrong
+from .core import Explain, Predicate, Value, Wrong, describe
 
 L = TinyLMConfig().train_length  # 128 bytes
 N = 8 * L  # the grid's input length
@@ -17,7 +17,8 @@ def _thumb(n: int, w: int) -> int:
 
 def _predicted_break(g, w, predicted_break) -> str | None:
     if g not in GROUP_SIZES or w not in WINDOWS:
-        return f"(g, w) = ({g}, {w}) is not a cell of the grid: g in {list(GROUP_SIZES)}, w in {list(WINDOWS)}."
+        return (f"(g, w) = ({describe(g)}, {describe(w)}) is not a cell of the grid: "
+                f"g in {list(GROUP_SIZES)}, w in {list(WINDOWS)}.")
     reach = positions.max_context_length(L, g, w)
     if predicted_break == L * g:
         return "Eq. 4 is (L - w) * g + w, not L * g: the window keeps w of the L positions."
