@@ -53,11 +53,14 @@ checkpoints: $(STAMP)
 		--lr 2e-3 --min-length 67 --seed 2 --threads 1 --out checkpoints/tiny_lm_passkey.pt
 
 # Speed and memory against torch SDPA (minutes; not part of the tests). The committed run: rewrites
-# figures/bench_attention.* (prefill up to 32k). bench-quick: a one-minute smoke run into results/ (git-ignored).
+# figures/bench_attention.* (prefill up to 32k) and figures/bench_real_model.* (SmolLM2-135M end to end,
+# prefill up to 16k: about an hour on 2 cores). bench-quick: smoke runs into results/ (git-ignored).
 bench: $(STAMP)
+	$(PY) benchmarks/bench_real_model.py --publish
 	$(PY) benchmarks/bench_attention.py --publish
 
 bench-quick: $(STAMP)
+	$(PY) benchmarks/bench_real_model.py --quick
 	$(PY) benchmarks/bench_attention.py --quick
 
 # SelfExtend's relatives on the tiny LM (about 10 min on 2 cores): writes experiments/tiny_lm_relatives.json

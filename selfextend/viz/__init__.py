@@ -2,14 +2,15 @@
 
 What lives here: the pictures of the mechanism (``positions``: Figure 3 and its relatives;
 ``attention``: heatmaps), of the experiments (``experiments``, ``passkey``, ``heatmap``), of the
-kernel and its benchmark (``benchmark``), of SelfExtend's relatives (``methods``: maps, reach, results), and ``save`` (one style file, byte-reproducible PNG/SVG).
+kernel and its benchmarks (``benchmark``: the kernel's and the real model's), of SelfExtend's relatives (``methods``: maps, reach, results), and ``save`` (one style file, byte-reproducible PNG/SVG).
 
 What it may import: matplotlib, numpy and the mechanism at the top of ``selfextend``. Never
 ``selfextend.hf`` or ``selfextend.tiny``: the data to plot comes in as arguments
 (``tests/test_layout.py`` checks it).
 """
 from .attention import plot_attention, plot_attention_panels
-from .benchmark import plot_attention_benchmark, plot_attention_schedule, read_benchmark_csv
+from .benchmark import (plot_attention_benchmark, plot_attention_schedule, plot_real_model_benchmark,
+                        read_benchmark_csv, read_real_model_csv)
 from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_attention_maps,
                           plot_attention_rows, plot_bits_by_length, plot_loss_by_position)
 from .measured import PLOT_DECIMALS, round_measured
@@ -38,12 +39,14 @@ __all__ = [
     "plot_position_map",
     "plot_passkey_heatmap",
     "plot_position_usage",
+    "plot_real_model_benchmark",
     "plot_relative_positions",
     "plot_relatives_results",
     "plot_rope_scores",
     "plot_rotation_coverage",
     "plot_selfextend_positions",
     "read_benchmark_csv",
+    "read_real_model_csv",
     "save_figure",
     "style",
     "use_style",

@@ -151,3 +151,58 @@ def plot_attention_benchmark(rows: Iterable[Mapping]) -> Figure:
     fig.suptitle("SelfExtend attention on CPU: batch 1, 8 heads, head_dim 64, float32")
     fig.tight_layout()
     return fig
+
+
+REAL_MODEL_STYLE = {
+    "plain": ("plain model (sdpa)", "0.45", "o"),
+    "reference": ("SelfExtend, naive merge (reference)", "tab:red", "s"),
+    "fast": ("SelfExtend, fast exact kernel", "tab:blue", "^"),
+}
+_REAL_MODEL_NUMBERS = ("time_s", "tokens_per_s", "vs_plain", "peak_rss_mib", "peak_vs_plain", "rise_mib",
+                       "rise_vs_plain")
+
+
+def read_real_model_csv(path: str | Path) -> list[dict]:
+    """Rows of bench_real_model.csv with numbers as floats (None where empty) and length as int."""
+    rows = []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            out = dict(row)
+            for key in _REAL_MODEL_NUMBERS:
+                out[key] = float(row[key]) if row.get(key) not in (None, "") else None
+            out["length"] = int(row["length"])
+            rows.append(out)
+    return rows
+
+
+def plot_real_model_benchmark(rows: Iterable[Mapping], title: str = "SelfExtend on a real model (CPU)") -> Figure:
+    """Prefill time, peak RSS and greedy decode tokens/s against length: plain, fast and reference SelfExtend."""
+    rows = list(rows)
+    panels = [("prefill", "time_s", "prefill time (s)", "prompt length (tokens)", "log"),
+              ("prefill", "peak_rss_mib", "peak RSS of the process (MiB)", "prompt length (tokens)", "log"),
+              ("decode", "tokens_per_s", "greedy decode (tokens/s)", "context length (tokens)", "linear")]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    for ax, (case, key, label, xlabel, yscale) in zip(axes, panels):
+        for method, (name, color, marker) in REAL_MODEL_STYLE.items():
+            xs, ys = _series(rows, case, method, key)
+            if xs:
+                ax.plot(xs, ys, marker=marker, color=color, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale(yscale)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(label)
+        lengths = sorted({int(r["length"]) for r in rows if r["case"] == case})
+        if lengths:
+            ax.set_xticks(lengths, [f"{n / 1024:g}k" for n in lengths])
+            ax.minorticks_off()
+        ax.grid(True, which="major", alpha=0.3)
+        if yscale == "linear":
+            ax.set_ylim(bottom=0)
+    skipped = sorted({int(r["length"]) for r in rows if r["method"] == "reference" and r.get("note")})
+    if skipped:
+        axes[0].text(0.02, 0.98, "reference skipped at " + ", ".join(f"{n / 1024:g}k" for n in skipped) +
+                     "\n(too much memory)", transform=axes[0].transAxes, va="top", fontsize=7)
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
