@@ -42,7 +42,8 @@ figures-other-cpu: $(STAMP)
 # Re-execute every notebook headless, in place (outputs and figures/ are rewritten).
 figures: $(STAMP)
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False notebooks/[0-9]*.ipynb notebooks/solutions/[0-9]*.ipynb
+		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False \
+		--ExecutePreprocessor.store_widget_state=False notebooks/[0-9]*.ipynb notebooks/solutions/[0-9]*.ipynb
 
 # Retrain the two committed tiny-model checkpoints (5-20 min on 2 CPU cores, depending on load).
 # The passkey fine-tune is fragile across seeds: seed 2 with one thread is the one that works.

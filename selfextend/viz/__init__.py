@@ -16,11 +16,19 @@ from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_atte
 from .measured import PLOT_DECIMALS, round_measured
 from .passkey import plot_passkey_heatmap
 from .methods import plot_largest_positions, plot_method_gallery, plot_position_map, plot_relatives_results
-from .positions import (plot_largest_position, plot_mask, plot_position_usage, plot_relative_positions,
-                        plot_rope_scores, plot_rotation_coverage, plot_selfextend_positions)
+from .display import WithFallback, figure_png
+from .positions import (plot_largest_position, plot_mask, plot_position_explorer, plot_position_usage,
+                        plot_relative_positions, plot_rope_scores, plot_rotation_coverage,
+                        plot_selfextend_positions, position_caption)
 from .save import figures_dir, save_figure, style, use_style
 
 __all__ = [
+    "PLOT_DECIMALS",
+    "WithFallback",
+    "figure_png",
+    "plot_position_explorer",
+    "position_caption",
+    "round_measured",
     "figures_dir",
     "plot_ablation_grid",
     "plot_accuracy_vs_length",
