@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ..tiny.corpus import FILLER_SENTENCES, PASSKEY_DIGITS, QUESTION, needle
-from .smollm2 import MODEL_NAME as SMOLLM2, load_smollm2, verified_gguf
+from .smollm2 import MODEL_NAME as SMOLLM2, load_smollm2, smollm2_folder, verified_gguf
 
 PREAMBLE = (
     "There is an important piece of information hidden inside a lot of irrelevant text. "
@@ -108,6 +108,16 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto", no_sliding_
     if device_map is None:
         model = model.to(torch_device)
     return model.eval(), tokenizer
+
+
+def load_tokenizer(path: str):
+    """The tokenizer alone, for a built-in name, a local folder or the local cache (checks before a model loads)."""
+    from transformers import AutoTokenizer
+
+    name, local_only = local_model(path)
+    if name == SMOLLM2:
+        return AutoTokenizer.from_pretrained(smollm2_folder())
+    return AutoTokenizer.from_pretrained(name, local_files_only=local_only)
 
 
 class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -313,10 +323,11 @@ def main(argv=None) -> int:
     from ..viz import plot_passkey_heatmap, save_figure
 
     torch.manual_seed(args.seed)
-    model, tokenizer = load_model(args.model, args.device, args.dtype, args.no_sliding_window, args.device_map)
+    tokenizer = load_tokenizer(args.model)  # the shortest prompt is known before the model loads
     shortest = len(tokenizer(build_prompt(tokenizer, 10**9, 0.0, "0" * PASSKEY_DIGITS, n_sentences=0))["input_ids"])
     if min(args.lengths) < shortest:
         parser.error(f"--lengths must all be >= {shortest} tokens (preamble + needle + question), got {args.lengths}")
+    model, tokenizer = load_model(args.model, args.device, args.dtype, args.no_sliding_window, args.device_map)
     runs = methods(args.group_size, args.window, args.baseline)
     total = len(runs) * len(args.lengths) * len(args.depths) * args.trials
     results, started = {}, time.time()

