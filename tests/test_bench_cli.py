@@ -65,7 +65,7 @@ def test_nothing_else_writes_figures(bench, capsys, argv):
 
 def test_make_targets():
     """make bench publishes; make bench-quick does not name figures/ or --publish."""
-    dry = {target: subprocess.run(["make", "-n", "-W", "requirements.txt", target], cwd=ROOT, capture_output=True,
+    dry = {target: subprocess.run(["make", "--no-print-directory", "-n", "-W", "requirements.txt", target], cwd=ROOT, capture_output=True,
                                   text=True, check=True).stdout.splitlines()[-1]
            for target in ("bench", "bench-quick")}
     assert "bench_attention.py" in dry["bench"] and "--publish" in dry["bench"]

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+import matplotlib
 import pytest
 import torch
 
@@ -21,7 +22,9 @@ from selfextend.exercises import (CORRECT, EXPLAIN, INCORRECT, NOT_ATTEMPTED, __
 from selfextend.exercises.core import Feedback, Function, Value, Wrong, describe, difference
 from selfextend.exercises.solutions import notebook_path, tag, tagged_cells
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+# Headless plotting in this process only. (Never set MPLBACKEND in os.environ here: the notebook
+# kernels that nbval starts later in the same pytest run inherit it and then draw no inline figures.)
+matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 ALL = [(nb, number, ex) for nb in notebooks() for number, ex in enumerate(catalog(nb), start=1)]
