@@ -179,7 +179,8 @@ def plot_real_model_benchmark(rows: Iterable[Mapping], title: str = "SelfExtend 
     """Prefill time, peak RSS and greedy decode tokens/s against length: plain, fast and reference SelfExtend."""
     rows = list(rows)
     panels = [("prefill", "time_s", "prefill time (s)", "prompt length (tokens)", "log"),
-              ("prefill", "peak_rss_mib", "peak RSS of the process (MiB)", "prompt length (tokens)", "log"),
+              ("prefill", "peak_rss_mib", "prefill peak RSS, model included (MiB)", "prompt length (tokens)",
+               "linear"),
               ("decode", "tokens_per_s", "greedy decode (tokens/s)", "context length (tokens)", "linear")]
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     for ax, (case, key, label, xlabel, yscale) in zip(axes, panels):
