@@ -29,7 +29,6 @@ figures/bench_attention.*: a quick or exploratory run never overwrites them.
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import json
 import subprocess
@@ -42,6 +41,8 @@ import torch.nn.functional as F
 
 from selfextend import apply_rope, merged_attention, self_extend_attention
 from selfextend.attention import grouped_positions
+
+from common import available_gib, choose_output, cpu_name, plot_from_csv, status_mib, write_csv  # benchmarks/common.py
 
 METHODS = ("sdpa", "naive", "fast")
 NAIVE_MATRICES = 4.5  # measured: the reference holds about this many [heads, L, L] float32 matrices at its peak
@@ -94,13 +95,6 @@ def naive_gib(length: int, heads: int) -> float:
     return NAIVE_MATRICES * heads * length * length * 4 / 2**30
 
 
-def available_gib() -> float:
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemAvailable"):
-            return int(line.split()[1]) / 2**20
-    return float("inf")
-
-
 def naive_skip_note(case: str, length: int, args) -> str:
     """Why the naive method is skipped for this case, or '' to run it."""
     if case == "decode":
@@ -109,13 +103,6 @@ def naive_skip_note(case: str, length: int, args) -> str:
     if need > cap:
         return f"skipped: needs ~{need:.0f} GiB (> {cap:.0f} GiB allowed)"
     return ""
-
-
-def _status_mib(key: str) -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{key} not in /proc/self/status")
 
 
 def child(args) -> None:
@@ -130,10 +117,10 @@ def child(args) -> None:
     gc.collect()
     with open("/proc/self/clear_refs", "w") as handle:  # reset the peak-RSS mark to the current RSS
         handle.write("5")
-    before = _status_mib("VmRSS")
+    before = status_mib("VmRSS")
     with torch.no_grad():
         out = run()
-    print(json.dumps({"peak_mib": _status_mib("VmHWM") - before, "shape": list(out.shape)}))
+    print(json.dumps({"peak_mib": status_mib("VmHWM") - before, "shape": list(out.shape)}))
 
 
 def measure_memory(case: str, method: str, length: int, args) -> float:
@@ -208,22 +195,6 @@ HEADER = (
 )
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            out = {}
-            for key in FIELDS:
-                value = row.get(key)
-                out[key] = "" if value is None else (f"{value:.4g}" if isinstance(value, float) else value)
-            writer.writerow(out)
-
-
-REPO = Path(__file__).resolve().parents[1]
-SCRATCH_DIR = REPO / "results"  # git-ignored: quick and exploratory runs
-PUBLISHED_DIR = REPO / "figures"  # committed: only the --publish run writes here
 # The settings of the committed run: --publish refuses to write figures/ with any other.
 PUBLISHED_SETTINGS = ("lengths", "decode_caches", "repeats", "decode_repeats", "threads", "heads", "head_dim",
                       "group", "window", "naive_max_gib", "no_memory")
@@ -262,28 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(parser: argparse.ArgumentParser, message: str) -> None:
-    """One line on stderr, exit code 2."""
-    parser.exit(2, f"{parser.prog}: error: {message}\n")
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     """Parsed options; ``args.out`` is the output folder: results/ unless --out or --publish says otherwise."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    defaults = parser.parse_args([])
+    choose_output(parser, args, PUBLISHED_SETTINGS)
     if args.publish:
-        if args.quick or args.out is not None:
-            _fail(parser, "--publish writes figures/ with the full settings: drop --quick and --out")
-        changed = [name for name in PUBLISHED_SETTINGS if getattr(args, name) != getattr(defaults, name)]
-        if changed and not args.plot_only:
-            _fail(parser, "--publish uses the default settings; not with --" +
-                  ", --".join(name.replace("_", "-") for name in changed))
-        args.long, args.out = True, PUBLISHED_DIR
-    elif args.out is None:
-        args.out = SCRATCH_DIR
-    elif PUBLISHED_DIR.resolve() in (args.out.resolve(), *args.out.resolve().parents):
-        _fail(parser, f"--out {args.out} holds the committed benchmark: only --publish (make bench) writes there")
+        args.long = True
     if args.quick:
         args.lengths, args.decode_caches, args.repeats, args.decode_repeats = [1024, 2048], [4096], 2, 10
     return args
@@ -295,11 +251,11 @@ def main(argv=None) -> None:
         child(args)
         return
     if args.plot_only:
-        plot_from_csv(output_csv(args))
+        plot_figure(output_csv(args))
         return
     torch.set_num_threads(args.threads)
     print(
-        f"torch {torch.__version__}, {args.threads} threads, batch 1, {args.heads} heads, head_dim {args.head_dim}, "
+        f"CPU: {cpu_name()}; torch {torch.__version__}, {args.threads} threads, batch 1, {args.heads} heads, head_dim {args.head_dim}, "
         f"float32, SelfExtend g={args.group} w={args.window}; time = best of {args.repeats} (prefill) / "
         f"{args.decode_repeats} (decode), peak = rise of peak RSS in a fresh process"
     )
@@ -311,10 +267,10 @@ def main(argv=None) -> None:
         rows += run_case("prefill", 32768, args, methods=("sdpa", "naive", "fast"))
     for cache in args.decode_caches:
         rows += run_case("decode", cache, args)
-    write_csv(rows, output_csv(args))
+    write_csv(rows, output_csv(args), FIELDS)
     print(f"wrote {output_csv(args)}")
     if not args.no_plot:
-        plot_from_csv(output_csv(args))
+        plot_figure(output_csv(args))
 
 
 def output_csv(args) -> Path:
@@ -322,16 +278,11 @@ def output_csv(args) -> Path:
     return args.out / "bench_attention.csv"
 
 
-def plot_from_csv(path: Path) -> None:
+def plot_figure(path: Path) -> None:
     """Draw <csv stem>.png/.svg beside the CSV (so the notebook's figure is the same picture)."""
-    import matplotlib
+    from selfextend.viz import plot_attention_benchmark, read_benchmark_csv
 
-    matplotlib.use("Agg")
-    from selfextend.viz import plot_attention_benchmark, read_benchmark_csv, save_figure, style
-
-    with style():
-        paths = save_figure(plot_attention_benchmark(read_benchmark_csv(path)), path.stem, directory=path.parent)
-    print("wrote " + ", ".join(str(p) for p in paths))
+    plot_from_csv(path, plot_attention_benchmark, read_benchmark_csv)
 
 
 if __name__ == "__main__":

