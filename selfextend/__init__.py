@@ -6,11 +6,14 @@ The folders are the architecture; imports point only down this list:
   merged position maps, the merge mask, Eq. 4), ``attention`` (the reference SelfExtend attention),
   ``fast_attention`` (the lean exact kernel), ``module`` (``SelfExtendAttn``). It imports only
   torch and einops, never a subfolder;
+- ``methods/``: SelfExtend's relatives (ReRoPE, STRING, DCA, ...) as position maps run through the
+  one exact kernel; imports the mechanism;
 - ``viz/``: plotting helpers (each returns a Figure) and ``save_figure``; imports the mechanism;
 - ``tiny/``: the tiny byte-level RoPE LM, its corpus, training and evaluation; imports the mechanism
-  (and may use ``viz``);
-- ``hf/``: Hugging Face models (the integration, the passkey and perplexity commands); imports the
-  mechanism, ``viz`` and ``tiny.corpus``.
+  and ``methods`` (and may use ``viz``);
+- ``hf/``: Hugging Face models (the integration, the built-in SmolLM2, the passkey and perplexity
+  commands); imports the mechanism, ``viz`` and ``tiny.corpus``;
+- ``exercises/``: the notebooks' self-checking exercises; the top layer, imported by nothing.
 
 ``import selfextend`` loads the mechanism only: no transformers, no matplotlib.
 """
