@@ -30,15 +30,21 @@ from .passkey import (CommandParser, add_common_arguments, check_common_argument
 
 
 @torch.no_grad()
+def token_nll(model, ids: torch.Tensor, slice_size: int = 2048, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Next-token NLL [n - 1] (float64) of ids [n], one forward; log-softmax in ``dtype``, a slice at a time."""
+    logits = model(input_ids=ids[None].to(model.device), use_cache=False).logits[0, :-1]  # [n - 1, vocab]
+    targets = ids[1:].to(logits.device)
+    out = torch.empty(targets.numel(), dtype=torch.float64)
+    for start in range(0, targets.numel(), slice_size):
+        part = torch.log_softmax(logits[start:start + slice_size].to(dtype), dim=-1)
+        out[start:start + slice_size] = -part.gather(-1, targets[start:start + slice_size, None])[:, 0].cpu()
+    return out
+
+
 def sequence_nll(model, ids: torch.Tensor, slice_size: int = 2048) -> tuple[float, int]:
     """(sum of next-token NLL, number of predicted tokens) for one sequence ids [1, n], one forward."""
-    logits = model(input_ids=ids.to(model.device), use_cache=False).logits[0, :-1]
-    targets = ids[0, 1:].to(logits.device)
-    total = 0.0
-    for start in range(0, targets.numel(), slice_size):  # log-softmax in float32, a slice at a time
-        part = torch.log_softmax(logits[start:start + slice_size].float(), dim=-1)
-        total -= part.gather(-1, targets[start:start + slice_size, None]).sum().item()
-    return total, targets.numel()
+    nll = token_nll(model, ids[0], slice_size, dtype=torch.float32)  # log-softmax in float32, as before
+    return nll.sum().item(), nll.numel()
 
 
 def perplexity_by_length(model, token_ids: torch.Tensor, lengths, chunks: int, group_size: int, window: int,

@@ -27,18 +27,17 @@ import argparse
 import copy
 import json
 import math
-import os
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from .._files import write_json_atomic
 from ..tiny.corpus import HELD_OUT_PLAYS
 from .passkey import CommandParser, build_prompt, load_tokenizer, run_passkey
-from .perplexity import text_file
+from .perplexity import text_file, token_nll
 from .smollm2 import MODEL_NAME as SMOLLM2
 
 PRETRAINED = 8192  # SmolLM2's max_position_embeddings; the (g, w) below are for it
@@ -106,18 +105,6 @@ def scaled_window(window: int, context: int) -> int:
 # Measures
 # ---------------------------------------------------------------------------------------------
 
-@torch.no_grad()
-def token_nll(model, ids: torch.Tensor, slice_size: int = 2048) -> torch.Tensor:
-    """Next-token NLL [n - 1] (float64) of ids [n], one forward, log-softmax a slice at a time."""
-    logits = model(input_ids=ids[None], use_cache=False).logits[0, :-1]  # [n - 1, vocab]
-    targets = ids[1:]
-    out = torch.empty(targets.numel(), dtype=torch.float64)
-    for start in range(0, targets.numel(), slice_size):
-        part = torch.log_softmax(logits[start:start + slice_size].double(), dim=-1)
-        out[start:start + slice_size] = -part.gather(-1, targets[start:start + slice_size, None])[:, 0]
-    return out
-
-
 def summarize_losses(nll: list[float], bin_size: int) -> dict:
     """Mean NLL per bin of target positions (bin k: tokens k*bin .. (k+1)*bin - 1; token 0 is never
     predicted) and mean NLL / perplexity of the first N/4, N/2, 3N/4, N tokens."""
@@ -180,20 +167,6 @@ def plan(args, context: int) -> list[dict]:
                     "max_new_tokens": args.max_new_tokens, "method": method_settings(name, context, max(args.lengths))}
         units.append({"key": f"passkey/{name}", "task": "passkey", "method": name, "settings": settings})
     return units
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file in the same folder, then os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=1)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def partial_path(out: Path) -> Path:
@@ -333,7 +306,7 @@ def main(argv=None) -> int:
         result = run_unit(unit, args, tokenizer, token_ids, base_model)
         done[unit["key"]] = {"task": unit["task"], "method": unit["method"], "settings": unit["settings"],
                              "seconds": round(time.time() - started, 1), "peak_rss_mb": peak_rss_mb(), **result}
-        write_json(partial_file, {"units": done})
+        write_json_atomic({"units": done}, partial_file)
         computed += 1
         print(f"{unit['key']}: {done[unit['key']]['seconds']} s", flush=True)
     sha = None
@@ -348,7 +321,7 @@ def main(argv=None) -> int:
                            "seed": args.seed, "threads": args.threads, "quick": args.quick,
                            "max_position_embeddings": context},
               "units": {u["key"]: done[u["key"]] for u in units}}
-    write_json(out, report)
+    write_json_atomic(report, out)
     partial_file.unlink()
     print(f"wrote {out}")
     return 0

@@ -14,11 +14,8 @@ About 10 minutes on 2 cores (shared).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,24 +24,11 @@ import torch
 from .. import __version__
 from ..methods import recommended
 from . import evaluate
+from .._files import write_json_atomic
 from .model import PLAIN, checkpoints_dir, load_checkpoint, relative
 
 DEPTHS = [0.0, 0.25, 0.5, 0.75, 1.0]
 MULTIPLES = [1, 2, 4, 8, 16]
-
-
-def write_json_atomic(data: dict, path: Path) -> None:
-    """Write ``data`` as JSON to a temporary file beside ``path``, then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=1, sort_keys=False)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def run(count: int = 4, trials: int = 2, seed: int = 0, threads: int = 2, progress: bool = True) -> dict:
