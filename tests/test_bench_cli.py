@@ -3,9 +3,7 @@ results/, never the committed figures/ (only --publish, i.e. `make bench`, does)
 benchmark itself takes minutes and is not run here."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,15 +14,8 @@ RESULTS = (ROOT / "results").resolve()
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_attention", ROOT / "benchmarks" / "bench_attention.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(Path(spec.origin).parent))  # as `python benchmarks/X.py` does: finds common.py
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.pop(0)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("bench_attention")
 
 
 @pytest.mark.parametrize("argv", [[], ["--quick"], ["--long"], ["--quick", "--plot-only"], ["--lengths", "512"]])

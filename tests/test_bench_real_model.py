@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -19,15 +18,8 @@ RESULTS = (ROOT / "results").resolve()
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_real_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(Path(spec.origin).parent))  # as `python benchmarks/X.py` does: finds common.py
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.pop(0)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("bench_real_model")
 
 
 def test_quick_run_writes_csv_and_figure(tmp_path):
