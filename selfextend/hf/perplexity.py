@@ -30,9 +30,14 @@ from .passkey import (CommandParser, add_common_arguments, check_common_argument
 
 
 @torch.no_grad()
-def token_nll(model, ids: torch.Tensor, slice_size: int = 2048, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Next-token NLL [n - 1] (float64) of ids [n], one forward; log-softmax in ``dtype``, a slice at a time."""
-    logits = model(input_ids=ids[None].to(model.device), use_cache=False).logits[0, :-1]  # [n - 1, vocab]
+def token_nll(model, ids: torch.Tensor, slice_size: int = 2048, dtype: torch.dtype = torch.float64,
+              position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Next-token NLL [n - 1] (float64) of ids [n], one forward; log-softmax in ``dtype``, a slice at a time.
+
+    ``position_ids`` [n] (default 0..n-1) are the RoPE positions the model is given.
+    """
+    extra = {} if position_ids is None else {"position_ids": position_ids[None].to(model.device)}
+    logits = model(input_ids=ids[None].to(model.device), use_cache=False, **extra).logits[0, :-1]  # [n - 1, vocab]
     targets = ids[1:].to(logits.device)
     out = torch.empty(targets.numel(), dtype=torch.float64)
     for start in range(0, targets.numel(), slice_size):

@@ -9,11 +9,14 @@ mean NLL / perplexity of the first N/4, N/2, 3N/4, N tokens (4k, 8k, 12k, 16k) i
 per-token losses (causal attention: the first K losses of an N-token forward are those of a K-token one).
 Methods: plain; SelfExtend (g, w) = (4, 2048), (8, 1024) and (2, 1024), whose reach
 (8192 - 1024) * 2 + 1024 = 15,360 < 16,384 (Eq. 4) is too short, so the break shows; grouped attention
-alone, g = 4 with w = 1 (the smallest window the kernel accepts: only a token's own key keeps its
-ordinary position, every other pair is grouped; the paper's motivating experiment, Sec. 3); and
-transformers' training-free RoPE baselines, dynamic NTK and YaRN with factor N / 8192, set through
-``config.rope_parameters`` at load. Passkey: ``selfextend.hf.passkey``'s prompts and greedy decoding,
-plain against SelfExtend g=8, w=1024.
+alone, g = 2 (the paper's motivating experiment, Sec. 3: every token at position p // g, queries and
+keys alike, no neighbor window; the unmodified model given position ids p // 2, the mildest grouping,
+which still reaches 2 * 8192 = 16,384 tokens); and transformers'
+training-free RoPE baselines, dynamic NTK and YaRN with factor N / 8192, set through
+``config.rope_parameters`` at load. The plain and SelfExtend g=8, w=1024 forwards also keep the input of
+layer 15's attention, from which the attention of its 9 heads over the first 3N/4 tokens (12k) is
+pooled (``selfextend.hf.head_attention``). Passkey: ``selfextend.hf.passkey``'s prompts and greedy
+decoding, plain against SelfExtend g=8, w=1024.
 
 Resumable: each finished unit (task x method) goes to a partial file next to ``--out`` right away; a
 rerun skips the units whose settings match; the final JSON (settings, versions, GGUF sha256, per-unit
@@ -24,6 +27,7 @@ SmolLM2's tokenizer, for the tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -37,10 +41,12 @@ import torch
 from .._files import write_json_atomic
 from ..tiny.corpus import HELD_OUT_PLAYS
 from .passkey import CommandParser, build_prompt, load_tokenizer, run_passkey
+from .head_attention import capture_attention_input, layer_queries_keys, pooled_attention
 from .perplexity import text_file, token_nll
 from .smollm2 import MODEL_NAME as SMOLLM2
 
 PRETRAINED = 8192  # SmolLM2's max_position_embeddings; the (g, w) below are for it
+SMOLLM2_LAYERS = 30
 TINY_CONTEXT = 128  # --model tiny
 BIN = 256
 DEFAULT_OUT = "experiments/smollm2_real_results.json"
@@ -50,11 +56,13 @@ METHODS = {
     "selfextend-g4-w2048": ("selfextend", {"group_size": 4, "window": 2048}),
     "selfextend-g8-w1024": ("selfextend", {"group_size": 8, "window": 1024}),
     "selfextend-g2-w1024": ("selfextend", {"group_size": 2, "window": 1024}),  # reach 15,360: too short
-    "grouped-only-g4": ("selfextend", {"group_size": 4, "window": 1}),  # w = 1: every other pair grouped
+    "grouped-only-g2": ("grouped", {"group_size": 2}),  # position ids p // 2 for every token
     "dynamic-ntk": ("rope", {"rope_type": "dynamic"}),
     "yarn": ("rope", {"rope_type": "yarn"}),
 }
 PASSKEY_METHODS = ("plain", "selfextend-g8-w1024")
+ATTENTION_METHODS = ("plain", "selfextend-g8-w1024")  # their loss forwards also give the head attention map
+ATTENTION_CELLS, ATTENTION_ROW_CELLS = 64, 384  # the pooled map is 64 x 64; the last query's row has 384 bins
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,18 +157,31 @@ def method_settings(name: str, context: int, n_tokens: int) -> dict:
     kind, params = METHODS[name]
     if kind == "selfextend":
         return {"kind": kind, "group_size": params["group_size"], "window": scaled_window(params["window"], context)}
+    if kind == "grouped":
+        return {"kind": kind, "group_size": params["group_size"]}
     if kind == "rope":
         return {"kind": kind, "rope_type": params["rope_type"], "factor": max(1.0, n_tokens / context)}
     return {"kind": kind}
 
 
-def plan(args, context: int) -> list[dict]:
+def attention_settings(n_tokens: int, n_layers: int) -> dict:
+    """Where the head attention map is read: the middle layer, over the first 3N/4 tokens."""
+    tokens = 3 * n_tokens // 4  # N is a multiple of 256, so 3N/4 is a multiple of 64
+    row_block = max(1, tokens // ATTENTION_ROW_CELLS)
+    while tokens % row_block:
+        row_block -= 1
+    return {"layer": n_layers // 2, "tokens": tokens, "block": tokens // ATTENTION_CELLS, "row_block": row_block}
+
+
+def plan(args, context: int, n_layers: int) -> list[dict]:
     """Every unit: {"key", "task", "method", "settings"}; settings decide whether a saved unit is reusable."""
     common = {"model": args.model, "seed": args.seed}
     units = []
     for name in args.methods:
         settings = {**common, "text": args.text, "tokens": args.tokens, "bin_size": BIN,
                     "method": method_settings(name, context, args.tokens)}
+        if name in ATTENTION_METHODS:
+            settings["attention"] = attention_settings(args.tokens, n_layers)
         units.append({"key": f"loss/{name}", "task": "loss", "method": name, "settings": settings})
     for name in args.passkey_methods:
         settings = {**common, "lengths": args.lengths, "depths": args.depths, "trials": args.trials,
@@ -185,15 +206,43 @@ def run_unit(unit: dict, args, tokenizer, token_ids: torch.Tensor, base_model) -
     g, w = (method["group_size"], method["window"]) if method["kind"] == "selfextend" else (1, 1)
     try:
         if unit["task"] == "loss":
-            with maybe_selfextend(model, g, w):
-                nll = token_nll(model, token_ids[:args.tokens]).tolist()
-            return {**summarize_losses(nll, BIN), "per_token_nll": [round(x, 4) for x in nll]}
+            ids = token_ids[:args.tokens]
+            positions = torch.arange(ids.numel()) // method["group_size"] if method["kind"] == "grouped" else None
+            attention = unit["settings"].get("attention")
+            capture = None
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(maybe_selfextend(model, g, w))
+                if attention is not None:
+                    layer = model.model.layers[attention["layer"]].self_attn
+                    capture = stack.enter_context(capture_attention_input(layer, attention["tokens"]))
+                nll = token_nll(model, ids, position_ids=positions).tolist()
+            result = {**summarize_losses(nll, BIN), "per_token_nll": [round(x, 3) for x in nll]}
+            if capture is not None:
+                result["attention"] = head_attention_result(model, attention, capture.hidden, g, w)
+            return result
         result = run_passkey(model, tokenizer, args.lengths, args.depths, args.trials, g, w, args.seed,
                              args.max_new_tokens)
         return {"accuracy": result["accuracy"], "trials": result["trials"]}
     finally:
         if model is not base_model:
             del model
+
+
+def significant(x: float, digits: int = 4) -> float:
+    """``x`` rounded to ``digits`` significant digits (attention masses span many decades)."""
+    return float(f"{x:.{digits}g}")
+
+
+def head_attention_result(model, attention: dict, hidden: torch.Tensor, group_size: int, window: int) -> dict:
+    """The pooled attention map and last-query row of every head of the captured layer."""
+    module = model.model.layers[attention["layer"]].self_attn
+    q, k = layer_queries_keys(module, hidden)
+    pooled, last_row = pooled_attention(q, k, model.model.rotary_emb.inv_freq, module.scaling,
+                                        group_size=group_size, window=window, block=attention["block"],
+                                        row_block=attention["row_block"])
+    return {"heads": q.shape[0],
+            "map": [[[significant(x) for x in row] for row in head] for head in pooled.tolist()],
+            "last_row": [[significant(x) for x in head] for head in last_row.tolist()]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,11 +340,14 @@ def main(argv=None) -> int:
         partial_file.unlink()
     done = json.loads(partial_file.read_text()).get("units", {}) if partial_file.exists() else {}
     context = TINY_CONTEXT if args.model == "tiny" else PRETRAINED
-    units = plan(args, context)
+    n_layers = 2 if args.model == "tiny" else SMOLLM2_LAYERS
+    units = plan(args, context, n_layers)
     todo = [u for u in units if done.get(u["key"], {}).get("settings") != u["settings"]]
     print(f"{len(units) - len(todo)} of {len(units)} units already done ({partial_file}); {len(todo)} to run",
           flush=True)
     base_model = load(args.model, tokenizer) if todo else None
+    if base_model is not None and base_model.config.num_hidden_layers != n_layers:
+        raise RuntimeError(f"expected {n_layers} layers, the model has {base_model.config.num_hidden_layers}")
     computed = 0
     for unit in tqdm(todo, desc="real results", unit="unit", file=sys.stdout):
         if args.stop_after is not None and computed >= args.stop_after:
