@@ -145,3 +145,24 @@ def test_padded_generate_with_static_cache_equals_rows_alone():
         alone_long = model.generate(long, **settings)
     assert torch.equal(together[0, pad:], alone_short[0])
     assert torch.equal(together[1], alone_long[0])
+
+
+def test_grouped_rotation_table_equals_rotate_by_bit_for_bit():
+    """The cached cos/sin table turns q and k exactly as rotate_by does from the shifts, in every case the
+    attention function uses: prefill, a decoding step, a longer input (the table grows), partial rotary,
+    and a changed inv_freq (dynamic RoPE rebuilds the table)."""
+    from selfextend.hf.integration import GroupedRotations, rotate_by
+    from selfextend.positions import group_shift
+
+    g, w = 3, 5
+    table = GroupedRotations(g, w)
+    inv_freq = 1e4 ** (-torch.arange(0, 8, 2, dtype=torch.float32) / 8)
+    for n, start, d in ((40, 0, 8), (1, 39, 8), (3000, 0, 8), (2, 2998, 12)):
+        x = torch.randn(2, 3, n, d)
+        positions = torch.arange(start, start + n)[None].expand(2, n)
+        for kind, target in (("query", positions // g + group_shift(g, w)), ("key", positions // g)):
+            assert torch.equal(table.rotate(kind, x, start, inv_freq), rotate_by(x, target - positions, inv_freq))
+    scaled = inv_freq / 2
+    x = torch.randn(1, 2, 10, 8)
+    positions = torch.arange(10)[None]
+    assert torch.equal(table.rotate("key", x, 0, scaled), rotate_by(x, positions // g - positions, scaled))

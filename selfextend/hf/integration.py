@@ -102,6 +102,50 @@ def rotate_by(x: torch.Tensor, delta: torch.Tensor, inv_freq: torch.Tensor) -> t
     return torch.cat((rotated, passthrough), dim=-1) if passthrough.shape[-1] else rotated
 
 
+class GroupedRotations:
+    """cos/sin of SelfExtend's grouped shifts for positions 0..M-1, computed once and reused.
+
+    The grouped query at position p is the ordinary one turned further by  p // g + (w - w // g) - p,
+    the grouped key by  p // g - p: angles that depend only on p. An unpadded forward (and every decoding
+    step) needs them for positions 0..n-1, in every layer; forming them in float64 each time costs more
+    than the attention of a decoding step. The table grows (doubling) as longer inputs arrive; a change
+    of inv_freq (dynamic RoPE) rebuilds it. Values are exactly those ``rotate_by`` forms.
+    """
+
+    def __init__(self, group_size: int, window: int):
+        self.group_size, self.window = group_size, window
+        self._tables: dict = {}  # (kind, device, dtype) -> (inv_freq, cos [M, r], sin [M, r])
+
+    def shift(self, kind: str, positions: torch.Tensor) -> torch.Tensor:
+        """The extra turn of a grouped query ("query") or key ("key") at ``positions``."""
+        target = positions // self.group_size
+        if kind == "query":
+            target = target + (self.window - self.window // self.group_size)
+        return target - positions
+
+    def cos_sin(self, kind: str, start: int, stop: int, inv_freq: torch.Tensor, dtype: torch.dtype):
+        """cos, sin [stop - start, len(inv_freq)] of the grouped shift of positions start..stop-1."""
+        key = (kind, inv_freq.device, dtype)
+        entry = self._tables.get(key)
+        if entry is None or entry[1].shape[0] < stop or not torch.equal(entry[0], inv_freq):
+            size = max(stop, 2 * entry[1].shape[0] if entry is not None else 0, 1024)
+            positions = torch.arange(size, device=inv_freq.device)
+            angles = self.shift(kind, positions).to(torch.float64)[:, None] * inv_freq.to(torch.float64)
+            entry = (inv_freq.clone(), angles.cos().to(dtype), angles.sin().to(dtype))
+            self._tables[key] = entry
+        return entry[1][start:stop], entry[2][start:stop]
+
+    def rotate(self, kind: str, x: torch.Tensor, start: int, inv_freq: torch.Tensor) -> torch.Tensor:
+        """Rotated x [b, h, n, d] at positions start..start+n-1 turned to its grouped position."""
+        compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+        cos, sin = self.cos_sin(kind, start, start + x.shape[2], inv_freq, compute)
+        rotary_dim = 2 * inv_freq.shape[-1]
+        rotary, passthrough = x[..., :rotary_dim], x[..., rotary_dim:]
+        x1, x2 = rotary.to(compute).chunk(2, dim=-1)  # the same arithmetic as rope.rotate_pairs
+        rotated = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
+        return torch.cat((rotated, passthrough), dim=-1) if passthrough.shape[-1] else rotated
+
+
 def _as_bool_mask(mask: torch.Tensor | None, nq: int, nk: int, device) -> torch.Tensor:
     """The mask as bool [b or 1, h or 1, nq, nk] (True = may attend); causal (queries last) if None."""
     if mask is None:
@@ -213,6 +257,7 @@ class SelfExtend:
         self._warned_length = False
         self._length_checked = False
         self._reached: set = set()
+        self._rotations = GroupedRotations(self.group_size, self.window)
         self._inspect(model)
         self._attach()
 
@@ -405,11 +450,15 @@ class SelfExtend:
             if not self._length_checked:  # once per forward: it may read a number back from the device
                 self._length_checked = True
                 self._check_length(longest if isinstance(longest, int) else int(longest.sum(dim=-1).max()))
-            query_target, _ = grouped_positions(query_pos, self.group_size, self.window)
-            _, key_target = grouped_positions(key_pos, self.group_size, self.window)
             inv_freq = _inverse_frequencies(self.rotary[module], module)
-            query_grouped = rotate_by(query, query_target - query_pos, inv_freq)
-            key_grouped = rotate_by(key, key_target - key_pos, inv_freq)
+            if mask is None:  # positions 0..length-1: the shifts come from the shared table
+                query_grouped = self._rotations.rotate("query", query, longest - nq, inv_freq)
+                key_grouped = self._rotations.rotate("key", key, 0, inv_freq)
+            else:
+                query_target, _ = grouped_positions(query_pos, self.group_size, self.window)
+                _, key_target = grouped_positions(key_pos, self.group_size, self.window)
+                query_grouped = rotate_by(query, query_target - query_pos, inv_freq)
+                key_grouped = rotate_by(key, key_target - key_pos, inv_freq)
             result = merged_attention(
                 query, key, query_grouped, key_grouped, value, query_pos, key_pos, self.window,
                 scale=scale, attn_mask=mask, softcap=softcap, return_weights=want_weights,
