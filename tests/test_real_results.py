@@ -23,7 +23,9 @@ except (ImportError, ValueError, RuntimeError) as error:  # pragma: no cover - w
     pytest.skip(f"SmolLM2's tokenizer is not available: {error}", allow_module_level=True)
 
 QUICK = ["--model", "tiny", "--quick"]
-N_UNITS = len(real_results.METHODS) + len(real_results.PASSKEY_METHODS)
+N_UNITS = (len(real_results.METHODS) + len(real_results.PASSKEY_METHODS) + len(real_results.LONG_METHODS)
+           + len(real_results.LONG_PASSKEY_METHODS))
+SHORT = ["--long-methods", "--long-passkey-methods"]  # no long units
 
 
 @pytest.fixture
@@ -48,11 +50,18 @@ def test_full_quick_run_has_every_unit_and_field(tmp_path, counted):
     assert set(report["versions"]) >= {"torch", "transformers", "selfextend"}
     assert report["gguf_sha256"] is None and report["model"] == "tiny"  # the sha256 is that of SmolLM2's file
     assert report["settings"]["tokens"] == 512 and report["settings"]["lengths"] == [256, 512]
-    expected = {f"loss/{m}" for m in real_results.METHODS} | {f"passkey/{m}" for m in real_results.PASSKEY_METHODS}
+    expected = ({f"loss/{m}" for m in real_results.METHODS} | {f"passkey/{m}" for m in real_results.PASSKEY_METHODS}
+                | {f"loss-long/{m}" for m in real_results.LONG_METHODS}
+                | {f"passkey-long/{m}" for m in real_results.LONG_PASSKEY_METHODS})
     assert set(report["units"]) == expected and len(counted) == N_UNITS
     for key, unit in report["units"].items():
         assert unit["seconds"] >= 0 and unit["peak_rss_mb"] > 0, key
-        if unit["task"] == "loss":
+        if key.startswith("loss-long/"):  # 1024 tokens (--quick), no per-token losses
+            assert len(unit["bin_nll"]) == 4 and "per_token_nll" not in unit and "attention" not in unit
+            assert list(unit["prefix"]) == ["256", "512", "768", "1024"]
+        elif key.startswith("passkey-long/"):
+            assert unit["settings"]["lengths"] == [768] and len(unit["accuracy"][0]) == 1
+        elif unit["task"] == "loss":
             assert len(unit["per_token_nll"]) == 511 and len(unit["bin_nll"]) == 2
             assert list(unit["prefix"]) == ["128", "256", "384", "512"]
             mean = sum(unit["per_token_nll"]) / 511  # rounded to 3 decimals in the file
@@ -76,22 +85,26 @@ def test_full_quick_run_has_every_unit_and_field(tmp_path, counted):
 
 def test_interrupted_run_resumes_and_fresh_recomputes(tmp_path, counted):
     out = tmp_path / "x.json"
-    args = [*QUICK, "--methods", "plain", "yarn", "--passkey-methods", "plain", "--out", str(out)]
+    args = [*QUICK, *SHORT, "--methods", "plain", "yarn", "--passkey-methods", "plain", "--out", str(out)]
     assert real_results.main([*args, "--stop-after", "1"]) == 0
     assert not out.exists() and real_results.partial_path(out).exists()  # no final JSON after an interruption
     assert counted == ["loss/plain"]
     assert real_results.main(args) == 0  # resumes: the finished unit is not recomputed
     assert counted == ["loss/plain", "loss/yarn", "passkey/plain"]
     first = json.loads(out.read_text())
-    assert real_results.main([*args, "--stop-after", "1"]) == 0
-    assert real_results.main([*args, "--fresh"]) == 0  # the partial of the interrupted run is discarded
-    assert counted[3:] == ["loss/plain", "loss/plain", "loss/yarn", "passkey/plain"]
+    assert real_results.main(args) == 0  # a finished run: every unit is reused from the final JSON
+    assert counted == ["loss/plain", "loss/yarn", "passkey/plain"] and json.loads(out.read_text()) == first
+    assert real_results.main([*args, "--methods", "plain", "yarn", "dynamic-ntk"]) == 0  # one method added
+    assert counted[3:] == ["loss/dynamic-ntk"]
+    assert real_results.main([*args, "--stop-after", "1", "--fresh"]) == 0
+    assert real_results.main([*args, "--fresh"]) == 0  # everything recomputed, earlier files ignored
+    assert counted[4:] == ["loss/plain", "loss/plain", "loss/yarn", "passkey/plain"]
     assert json.loads(out.read_text())["units"]["loss/plain"]["bin_nll"] == first["units"]["loss/plain"]["bin_nll"]
 
 
 def test_changed_settings_recompute_the_unit(tmp_path, counted):
     out = tmp_path / "x.json"
-    base = [*QUICK, "--methods", "plain", "--passkey-methods", "--out", str(out)]
+    base = [*QUICK, *SHORT, "--methods", "plain", "--passkey-methods", "--out", str(out)]
     assert real_results.main([*base, "--methods", "plain", "yarn", "--stop-after", "1"]) == 0
     assert real_results.main([*base, "--tokens", "256"]) == 0  # another N: the saved unit does not match
     assert counted == ["loss/plain", "loss/plain"]
@@ -123,6 +136,9 @@ def test_rope_scaling_changes_the_model():
     ["--lengths", "10"],
     ["--depths", "1.5"],
     ["--trials", "0"],
+    ["--long-tokens", "100"],
+    ["--long-methods", "nope"],
+    ["--long-lengths", "10"],
 ])
 def test_bad_input_exits_2(bad, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -16,11 +16,13 @@ training-free RoPE baselines, dynamic NTK and YaRN with factor N / 8192, set thr
 ``config.rope_parameters`` at load. The plain and SelfExtend g=8, w=1024 forwards also keep the input of
 layer 15's attention, from which the attention of its 9 heads over the first 3N/4 tokens (12k) is
 pooled (``selfextend.hf.head_attention``). Passkey: ``selfextend.hf.passkey``'s prompts and greedy
-decoding, plain against SelfExtend g=8, w=1024.
+decoding, plain against SelfExtend g=8, w=1024, 4k to 16k. Beyond: SelfExtend g=8, w=1024 and g=4,
+w=2048 (reach 26,624) over the first 32k tokens, and the passkey of g=8, w=1024 at 24k and 32k.
 
 Resumable: each finished unit (task x method) goes to a partial file next to ``--out`` right away; a
-rerun skips the units whose settings match; the final JSON (settings, versions, GGUF sha256, per-unit
-seconds and peak RSS) is written atomically once every unit is done. ``--fresh`` discards the partial.
+rerun skips the units whose settings match, in the partial file or in an earlier final JSON at ``--out``
+(so adding a method computes only its units); the final JSON (settings, versions, GGUF sha256, per-unit
+seconds and peak RSS) is written atomically once every unit is done. ``--fresh`` recomputes everything.
 ``--model tiny``: a tiny random Llama (max_position_embeddings 128, windows scaled by 128 / 8192) with
 SmolLM2's tokenizer, for the tests.
 """
@@ -39,6 +41,7 @@ from pathlib import Path
 import torch
 
 from .._files import write_json_atomic
+from ..positions import max_context_length
 from ..tiny.corpus import HELD_OUT_PLAYS
 from .passkey import CommandParser, build_prompt, load_tokenizer, run_passkey
 from .head_attention import capture_attention_input, layer_queries_keys, pooled_attention
@@ -61,8 +64,21 @@ METHODS = {
     "yarn": ("rope", {"rope_type": "yarn"}),
 }
 PASSKEY_METHODS = ("plain", "selfextend-g8-w1024")
+# Beyond 16k, for SelfExtend only (plain has broken long before): loss over the first 32k tokens (g4w2048's
+# reach, 26,624, falls inside it: the Eq. 4 break shows) and passkey at 24k and 32k.
+LONG_METHODS = ("selfextend-g8-w1024", "selfextend-g4-w2048")
+LONG_PASSKEY_METHODS = ("selfextend-g8-w1024",)
 ATTENTION_METHODS = ("plain", "selfextend-g8-w1024")  # their loss forwards also give the head attention map
 ATTENTION_CELLS, ATTENTION_ROW_CELLS = 64, 384  # the pooled map is 64 x 64; the last query's row has 384 bins
+
+
+def committed_results(path: str | Path | None = None) -> dict:
+    """The committed report (``experiments/smollm2_real_results.json`` of this repository), or ``path``'s."""
+    if path is None:
+        from ..tiny.model import checkpoints_dir
+
+        path = checkpoints_dir().parent / DEFAULT_OUT
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +180,28 @@ def method_settings(name: str, context: int, n_tokens: int) -> dict:
     return {"kind": kind}
 
 
+def method_label(method: dict) -> str:
+    """A unit's method settings as a legend label: "SelfExtend g=8 w=1024", "grouped only (p // 2)", ..."""
+    if method["kind"] == "selfextend":
+        return f"SelfExtend g={method['group_size']} w={method['window']}"
+    if method["kind"] == "grouped":
+        return f"grouped only (p // {method['group_size']})"
+    if method["kind"] == "rope":
+        name = {"dynamic": "dynamic NTK", "yarn": "YaRN"}.get(method["rope_type"], method["rope_type"])
+        return f"{name} x{method['factor']:g}"
+    return "plain"
+
+
+def method_reach(method: dict, context: int) -> int | None:
+    """The longest input whose relative positions all stay below ``context``: Eq. 4 for SelfExtend,
+    context * g for grouped attention alone, None for the rest (plain: context itself)."""
+    if method["kind"] == "selfextend":
+        return max_context_length(context, method["group_size"], method["window"])
+    if method["kind"] == "grouped":
+        return context * method["group_size"]
+    return context if method["kind"] == "plain" else None
+
+
 def attention_settings(n_tokens: int, n_layers: int) -> dict:
     """Where the head attention map is read: the middle layer, over the first 3N/4 tokens."""
     tokens = 3 * n_tokens // 4  # N is a multiple of 256, so 3N/4 is a multiple of 64
@@ -183,10 +221,16 @@ def plan(args, context: int, n_layers: int) -> list[dict]:
         if name in ATTENTION_METHODS:
             settings["attention"] = attention_settings(args.tokens, n_layers)
         units.append({"key": f"loss/{name}", "task": "loss", "method": name, "settings": settings})
-    for name in args.passkey_methods:
-        settings = {**common, "lengths": args.lengths, "depths": args.depths, "trials": args.trials,
-                    "max_new_tokens": args.max_new_tokens, "method": method_settings(name, context, max(args.lengths))}
-        units.append({"key": f"passkey/{name}", "task": "passkey", "method": name, "settings": settings})
+    for name in args.long_methods:  # bins and prefixes only: no per-token losses, no attention map
+        settings = {**common, "text": args.text, "tokens": args.long_tokens, "bin_size": BIN,
+                    "method": method_settings(name, context, args.long_tokens)}
+        units.append({"key": f"loss-long/{name}", "task": "loss", "method": name, "settings": settings})
+    for prefix, names, lengths in (("passkey", args.passkey_methods, args.lengths),
+                                   ("passkey-long", args.long_passkey_methods, args.long_lengths)):
+        for name in names:
+            settings = {**common, "lengths": lengths, "depths": args.depths, "trials": args.trials,
+                        "max_new_tokens": args.max_new_tokens, "method": method_settings(name, context, max(lengths))}
+            units.append({"key": f"{prefix}/{name}", "task": "passkey", "method": name, "settings": settings})
     return units
 
 
@@ -206,7 +250,7 @@ def run_unit(unit: dict, args, tokenizer, token_ids: torch.Tensor, base_model) -
     g, w = (method["group_size"], method["window"]) if method["kind"] == "selfextend" else (1, 1)
     try:
         if unit["task"] == "loss":
-            ids = token_ids[:args.tokens]
+            ids = token_ids[:unit["settings"]["tokens"]]
             positions = torch.arange(ids.numel()) // method["group_size"] if method["kind"] == "grouped" else None
             attention = unit["settings"].get("attention")
             capture = None
@@ -216,11 +260,13 @@ def run_unit(unit: dict, args, tokenizer, token_ids: torch.Tensor, base_model) -
                     layer = model.model.layers[attention["layer"]].self_attn
                     capture = stack.enter_context(capture_attention_input(layer, attention["tokens"]))
                 nll = token_nll(model, ids, position_ids=positions).tolist()
-            result = {**summarize_losses(nll, BIN), "per_token_nll": [round(x, 3) for x in nll]}
+            result = summarize_losses(nll, BIN)
+            if unit["key"].startswith("loss/"):
+                result["per_token_nll"] = [round(x, 3) for x in nll]
             if capture is not None:
                 result["attention"] = head_attention_result(model, attention, capture.hidden, g, w)
             return result
-        result = run_passkey(model, tokenizer, args.lengths, args.depths, args.trials, g, w, args.seed,
+        result = run_passkey(model, tokenizer, unit["settings"]["lengths"], args.depths, args.trials, g, w, args.seed,
                              args.max_new_tokens)
         return {"accuracy": result["accuracy"], "trials": result["trials"]}
     finally:
@@ -259,6 +305,13 @@ def build_parser() -> CommandParser:
                                                                  "default 16384, --quick 512)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), help=f"loss methods: {', '.join(METHODS)}")
     parser.add_argument("--passkey-methods", nargs="*", default=list(PASSKEY_METHODS), help="passkey methods")
+    parser.add_argument("--long-tokens", type=int, default=None,
+                        help="tokens of the long loss forwards (default 32768, --quick 1024)")
+    parser.add_argument("--long-methods", nargs="*", default=list(LONG_METHODS), help="loss methods run at --long-tokens")
+    parser.add_argument("--long-lengths", type=int, nargs="+", default=None,
+                        help="passkey lengths beyond 16k (default 24576 32768; --quick 768)")
+    parser.add_argument("--long-passkey-methods", nargs="*", default=list(LONG_PASSKEY_METHODS),
+                        help="passkey methods run at --long-lengths")
     parser.add_argument("--lengths", type=int, nargs="+", default=None,
                         help="passkey prompt lengths (default 4096 8192 12288 16384; --quick 256 512)")
     parser.add_argument("--depths", type=float, nargs="+", default=None,
@@ -269,7 +322,7 @@ def build_parser() -> CommandParser:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--quick", action="store_true", help="tiny settings: N=512, lengths 256 512, depth 0.5")
     parser.add_argument("--out", default=DEFAULT_OUT, help="the final JSON (the partial file goes beside it)")
-    parser.add_argument("--fresh", action="store_true", help="discard the partial file of earlier runs")
+    parser.add_argument("--fresh", action="store_true", help="recompute every unit (ignore the partial file and an earlier final JSON)")
     parser.add_argument("--stop-after", type=int, default=None, help="stop after computing this many units (tests)")
     return parser
 
@@ -280,6 +333,10 @@ def check_arguments(parser: CommandParser, args: argparse.Namespace) -> None:
         args.tokens = 512 if args.quick else 16384
     if args.lengths is None:
         args.lengths = [256, 512] if args.quick else [4096, 8192, 12288, 16384]
+    if args.long_tokens is None:
+        args.long_tokens = 1024 if args.quick else 32768
+    if args.long_lengths is None:
+        args.long_lengths = [768] if args.quick else [24576, 32768]
     if args.depths is None:
         args.depths = [0.5] if args.quick else [0.0, 0.5, 1.0]
     for name in [*args.methods, *args.passkey_methods]:
@@ -287,6 +344,11 @@ def check_arguments(parser: CommandParser, args: argparse.Namespace) -> None:
             parser.error(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
     if args.tokens < BIN or args.tokens % BIN:
         parser.error(f"--tokens must be a positive multiple of {BIN}, got {args.tokens}")
+    if args.long_tokens < BIN or args.long_tokens % BIN:
+        parser.error(f"--long-tokens must be a positive multiple of {BIN}, got {args.long_tokens}")
+    for name in [*args.long_methods, *args.long_passkey_methods]:
+        if name not in METHODS:
+            parser.error(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
     if any(not 0.0 <= d <= 1.0 for d in args.depths):
         parser.error(f"--depths must be in [0, 1], got {args.depths}")
     if args.trials < 1:
@@ -324,12 +386,16 @@ def main(argv=None) -> int:
     except ValueError as error:
         parser.error(str(error))
     shortest = len(tokenizer(build_prompt(tokenizer, 10**9, 0.0, "0" * 5, n_sentences=0))["input_ids"])
-    if args.passkey_methods and min(args.lengths) < shortest:
-        parser.error(f"--lengths must all be >= {shortest} tokens (preamble + needle + question), got {args.lengths}")
+    for flag, names, lengths in (("--lengths", args.passkey_methods, args.lengths),
+                                 ("--long-lengths", args.long_passkey_methods, args.long_lengths)):
+        if names and min(lengths) < shortest:
+            parser.error(f"{flag} must all be >= {shortest} tokens (preamble + needle + question), got {lengths}")
     text = args.text_path.read_text(encoding="utf-8")
     token_ids = torch.tensor(tokenizer(text, add_special_tokens=True)["input_ids"], dtype=torch.long)
-    if args.methods and token_ids.numel() < args.tokens:
-        parser.error(f"--tokens {args.tokens}: {args.text_path.name} has only {token_ids.numel()} tokens")
+    for flag, names, tokens in (("--tokens", args.methods, args.tokens), ("--long-tokens", args.long_methods,
+                                                                            args.long_tokens)):
+        if names and token_ids.numel() < tokens:
+            parser.error(f"{flag} {tokens}: {args.text_path.name} has only {token_ids.numel()} tokens")
 
     from tqdm.auto import tqdm
 
@@ -337,8 +403,12 @@ def main(argv=None) -> int:
     out = Path(args.out)
     partial_file = partial_path(out)
     if args.fresh and partial_file.exists():
-        partial_file.unlink()
-    done = json.loads(partial_file.read_text()).get("units", {}) if partial_file.exists() else {}
+        partial_file.unlink(missing_ok=True)
+    done = {}
+    if out.exists() and not args.fresh:  # a finished run: its units are reused where the settings match
+        done.update(json.loads(out.read_text()).get("units", {}))
+    if partial_file.exists():
+        done.update(json.loads(partial_file.read_text()).get("units", {}))
     context = TINY_CONTEXT if args.model == "tiny" else PRETRAINED
     n_layers = 2 if args.model == "tiny" else SMOLLM2_LAYERS
     units = plan(args, context, n_layers)
@@ -370,11 +440,13 @@ def main(argv=None) -> int:
               "settings": {"text": args.text_path.name, "text_tokens": token_ids.numel(), "tokens": args.tokens,
                            "bin_size": BIN, "methods": args.methods, "passkey_methods": args.passkey_methods,
                            "lengths": args.lengths, "depths": args.depths, "trials": args.trials,
+                           "long_tokens": args.long_tokens, "long_methods": args.long_methods,
+                           "long_lengths": args.long_lengths, "long_passkey_methods": args.long_passkey_methods,
                            "seed": args.seed, "threads": args.threads, "quick": args.quick,
                            "max_position_embeddings": context},
               "units": {u["key"]: done[u["key"]] for u in units}}
     write_json_atomic(report, out)
-    partial_file.unlink()
+    partial_file.unlink(missing_ok=True)
     print(f"wrote {out}")
     return 0
 

@@ -12,9 +12,9 @@ from .attention import plot_attention, plot_attention_panels
 from .benchmark import (plot_attention_benchmark, plot_attention_schedule, plot_real_model_benchmark,
                         read_benchmark_csv, read_real_model_csv)
 from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_attention_maps,
-                          plot_attention_rows, plot_bits_by_length, plot_loss_by_position)
+                          plot_attention_rows, plot_bits_by_length, plot_loss_by_position, plot_pooled_attention)
 from .measured import PLOT_DECIMALS, round_measured
-from .passkey import plot_passkey_heatmap
+from .passkey import plot_passkey_heatmap, plot_passkey_panels
 from .methods import plot_largest_positions, plot_method_gallery, plot_position_map, plot_relatives_results
 from .display import WithFallback, figure_png
 from .positions import (plot_largest_position, plot_mask, plot_position_explorer, plot_position_usage,
@@ -46,6 +46,8 @@ __all__ = [
     "plot_method_gallery",
     "plot_position_map",
     "plot_passkey_heatmap",
+    "plot_passkey_panels",
+    "plot_pooled_attention",
     "plot_position_usage",
     "plot_real_model_benchmark",
     "plot_relative_positions",

@@ -26,9 +26,13 @@ def plot_loss_by_position(
     ylabel: str = "held-out loss (bits per byte)",
     ylim: tuple[float, float] | None = None,
     ax=None,
+    xscale: str = "log",
 ) -> Figure:
     """One line per method (bin centres ``positions`` x mean loss); a dotted line at L_train and a
-    dashed line in the curve's colour at each ``limits[label]``, SelfExtend's (L - w) * g + w."""
+    dashed line in the curve's colour at each ``limits[label]``, SelfExtend's (L - w) * g + w.
+    ``xscale``: "log" (base 2) or "linear"."""
+    if xscale not in ("log", "linear"):
+        raise ValueError(f"xscale must be 'log' or 'linear', got {xscale!r}")
     limits = dict(limits or {})
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.0, 4.2))
@@ -44,8 +48,10 @@ def plot_loss_by_position(
             ax.axvline(limits[label], color=color, ls="--", lw=1.0, alpha=0.8)
     ax.axvline(train_length, color="0.3", ls=":", lw=1.0)
     ax.text(train_length, 1.0, " L_train", transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="0.3")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("token position (log scale)\ndashed: (L - w)·g + w of the curve of that colour")
+    if xscale == "log":
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(f"token position{' (log scale)' if xscale == 'log' else ''}\n"
+                  "dashed: (L - w)·g + w of the curve of that colour")
     ax.set_ylabel(ylabel)
     if ylim is not None:
         ax.set_ylim(*ylim)
@@ -202,4 +208,56 @@ def plot_attention_rows(
     ax.set_ylabel("attention probability")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return fig
+
+
+def plot_pooled_attention(
+    maps: Mapping[str, np.ndarray],
+    rows: Mapping[str, Sequence[float]],
+    block: int,
+    row_block: int,
+    train_length: int,
+    title: str = "Attention of one head",
+    floor: float = 1e-6,
+) -> Figure:
+    """Pooled attention maps side by side (top) and the last query's attention by key position (bottom).
+
+    ``maps[label]`` [m, m]: cell (I, J) = mean over the queries of row block I of the attention mass on
+    key block J (``block`` tokens a side). ``rows[label]`` [n / row_block]: the last query's mass per
+    ``row_block`` keys. Dotted: distance ``train_length`` from the query (the map's diagonal band edge;
+    on the row, the keys left of it are farther than any distance seen in pretraining).
+    """
+    fig = plt.figure(figsize=(4.2 * len(maps) + 0.8, 7.4))
+    grid = fig.add_gridspec(2, len(maps), height_ratios=(1.25, 1.0), hspace=0.38)
+    image = None
+    for column, (label, pooled) in enumerate(maps.items()):
+        pooled = np.asarray(pooled, dtype=float)
+        if pooled.ndim != 2 or pooled.shape[0] != pooled.shape[1]:
+            raise ValueError(f"map {label!r} must be square [m, m], got {pooled.shape}")
+        n = pooled.shape[0] * block
+        ax = fig.add_subplot(grid[0, column])
+        image = ax.imshow(np.clip(pooled, floor, 1.0), norm=LogNorm(vmin=floor, vmax=1.0), cmap="magma",
+                          interpolation="nearest", extent=(0, n, n, 0))
+        ax.plot([0, n - train_length], [train_length, n], color="cyan", ls=":", lw=1.0)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("key position")
+        ax.set_ylabel("query position")
+    fig.colorbar(image, ax=fig.axes, label=f"attention mass per {block}-key block (log)", fraction=0.025,
+                 pad=0.02)
+    ax = fig.add_subplot(grid[1, :])
+    n_row = None
+    for color, (label, row) in zip(_colors(len(rows)), rows.items()):
+        row = np.asarray(row, dtype=float)
+        n_row = row.shape[0] * row_block
+        centres = (np.arange(row.shape[0]) + 0.5) * row_block
+        ax.plot(centres, np.clip(row, floor, 1.0), color=color, lw=1.0, label=label)
+    if n_row is not None and n_row > train_length:
+        ax.axvspan(0, n_row - 1 - train_length, color="0.9", lw=0,
+                   label=f"keys farther than {train_length} from the query")
+    ax.set_yscale("log")
+    ax.set_xlabel("key position")
+    ax.set_ylabel(f"attention mass per {row_block} keys")
+    ax.set_title(f"The last query (position {n_row - 1 if n_row else '?'}) over the keys", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
     return fig

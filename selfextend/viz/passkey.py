@@ -1,8 +1,9 @@
 """Needle-in-a-haystack picture: passkey accuracy over prompt length x passkey depth."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -42,3 +43,20 @@ def plot_passkey_heatmap(
         figsize=(1.0 + 0.6 * len(lengths), 1.2 + 0.4 * len(depths)),
         ax=ax,
     )
+
+
+def plot_passkey_panels(
+    accuracies: Mapping[str, np.ndarray],
+    lengths: Sequence[int],
+    depths: Sequence[float],
+    title: str = "Passkey retrieval",
+    length_label: str = "prompt length (tokens)",
+) -> Figure:
+    """One passkey heatmap per method, side by side: {label: accuracy [len(depths), len(lengths)]}."""
+    fig, axes = plt.subplots(1, len(accuracies), figsize=(1.6 + 3.0 * len(accuracies) + 0.5 * len(lengths), 2.6),
+                             squeeze=False)
+    for ax, (label, accuracy) in zip(axes[0], accuracies.items()):
+        plot_passkey_heatmap(accuracy, lengths, depths, title=label, length_label=length_label, ax=ax)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
