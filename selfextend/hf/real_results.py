@@ -16,8 +16,8 @@ training-free RoPE baselines, dynamic NTK and YaRN with factor N / 8192, set thr
 ``config.rope_parameters`` at load. The plain and SelfExtend g=8, w=1024 forwards also keep the input of
 layer 15's attention, from which the attention of its 9 heads over the first 3N/4 tokens (12k) is
 pooled (``selfextend.hf.head_attention``). Passkey: ``selfextend.hf.passkey``'s prompts and greedy
-decoding, plain against SelfExtend g=8, w=1024, 4k to 16k. Beyond: SelfExtend g=8, w=1024 and g=4,
-w=2048 (reach 26,624) over the first 32k tokens, and the passkey of g=8, w=1024 at 24k and 32k.
+decoding, plain against SelfExtend g=8, w=1024, 4k to 16k. Beyond: the three SelfExtend settings over
+the first 32k tokens, and the passkey of g=8, w=1024 at 24k and 32k.
 
 Resumable: each finished unit (task x method) goes to a partial file next to ``--out`` right away; a
 rerun skips the units whose settings match, in the partial file or in an earlier final JSON at ``--out``
@@ -64,9 +64,10 @@ METHODS = {
     "yarn": ("rope", {"rope_type": "yarn"}),
 }
 PASSKEY_METHODS = ("plain", "selfextend-g8-w1024")
-# Beyond 16k, for SelfExtend only (plain has broken long before): loss over the first 32k tokens (g4w2048's
-# reach, 26,624, falls inside it: the Eq. 4 break shows) and passkey at 24k and 32k.
-LONG_METHODS = ("selfextend-g8-w1024", "selfextend-g4-w2048")
+# Beyond 16k, for SelfExtend only (plain has broken long before): loss over the first 32k tokens and passkey
+# at 24k and 32k. At 32k the reach of g4w2048 (26,624) and of g2w1024 (15,360) end inside the input; g2w1024's
+# largest position there, 32767 // 2 + 512 = 16,895, is past where the plain model breaks (about 1.4 L).
+LONG_METHODS = ("selfextend-g8-w1024", "selfextend-g4-w2048", "selfextend-g2-w1024")
 LONG_PASSKEY_METHODS = ("selfextend-g8-w1024",)
 ATTENTION_METHODS = ("plain", "selfextend-g8-w1024")  # their loss forwards also give the head attention map
 ATTENTION_CELLS, ATTENTION_ROW_CELLS = 64, 384  # the pooled map is 64 x 64; the last query's row has 384 bins
