@@ -17,7 +17,7 @@ training-free RoPE baselines, dynamic NTK and YaRN with factor N / 8192, set thr
 layer 15's attention, from which the attention of its 9 heads over the first 3N/4 tokens (12k) is
 pooled (``selfextend.hf.head_attention``). Passkey: ``selfextend.hf.passkey``'s prompts and greedy
 decoding, plain against SelfExtend g=8, w=1024, 4k to 16k. Beyond: the three SelfExtend settings over
-the first 32k tokens, and the passkey of g=8, w=1024 at 24k and 32k.
+the first 32k tokens, and the passkey of g=8, w=1024 at 32k.
 
 Resumable: each finished unit (task x method) goes to a partial file next to ``--out`` right away; a
 rerun skips the units whose settings match, in the partial file or in an earlier final JSON at ``--out``
@@ -65,7 +65,7 @@ METHODS = {
 }
 PASSKEY_METHODS = ("plain", "selfextend-g8-w1024")
 # Beyond 16k, for SelfExtend only (plain has broken long before): loss over the first 32k tokens and passkey
-# at 24k and 32k. At 32k the reach of g4w2048 (26,624) and of g2w1024 (15,360) end inside the input; g2w1024's
+# at 32k. At 32k the reach of g4w2048 (26,624) and of g2w1024 (15,360) end inside the input; g2w1024's
 # largest position there, 32767 // 2 + 512 = 16,895, is past where the plain model breaks (about 1.4 L).
 LONG_METHODS = ("selfextend-g8-w1024", "selfextend-g4-w2048", "selfextend-g2-w1024")
 LONG_PASSKEY_METHODS = ("selfextend-g8-w1024",)
@@ -310,7 +310,7 @@ def build_parser() -> CommandParser:
                         help="tokens of the long loss forwards (default 32768, --quick 1024)")
     parser.add_argument("--long-methods", nargs="*", default=list(LONG_METHODS), help="loss methods run at --long-tokens")
     parser.add_argument("--long-lengths", type=int, nargs="+", default=None,
-                        help="passkey lengths beyond 16k (default 24576 32768; --quick 768)")
+                        help="passkey lengths beyond 16k (default 32768; --quick 768)")
     parser.add_argument("--long-passkey-methods", nargs="*", default=list(LONG_PASSKEY_METHODS),
                         help="passkey methods run at --long-lengths")
     parser.add_argument("--lengths", type=int, nargs="+", default=None,
@@ -337,7 +337,7 @@ def check_arguments(parser: CommandParser, args: argparse.Namespace) -> None:
     if args.long_tokens is None:
         args.long_tokens = 1024 if args.quick else 32768
     if args.long_lengths is None:
-        args.long_lengths = [768] if args.quick else [24576, 32768]
+        args.long_lengths = [768] if args.quick else [32768]
     if args.depths is None:
         args.depths = [0.5] if args.quick else [0.0, 0.5, 1.0]
     for name in [*args.methods, *args.passkey_methods]:

@@ -258,6 +258,6 @@ def plot_pooled_attention(
     ax.set_xlabel("key position")
     ax.set_ylabel(f"attention mass per {row_block} keys")
     ax.set_title(f"The last query (position {n_row - 1 if n_row else '?'}) over the keys", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center")
     fig.suptitle(title)
     return fig

@@ -19,14 +19,16 @@ def plot_passkey_heatmap(
     ax=None,
     annotate: bool = True,
 ) -> Figure:
-    """Heatmap of accuracy [len(depths), len(lengths)] in [0, 1]; rows are depths (0 = start of prompt)."""
+    """Heatmap of accuracy [len(depths), len(lengths)] in [0, 1]; rows are depths (0 = start of prompt).
+    NaN cells (a length not run for this method) are left blank and marked "not run"."""
     accuracy = np.asarray(accuracy, dtype=float)
     if accuracy.shape != (len(depths), len(lengths)):
         raise ValueError(
             f"accuracy must have shape (len(depths), len(lengths)) = ({len(depths)}, {len(lengths)}), "
             f"got {accuracy.shape}"
         )
-    texts = [[f"{accuracy[row, col]:.0%}" for col in range(len(lengths))] for row in range(len(depths))]
+    texts = [["not run" if np.isnan(accuracy[row, col]) else f"{accuracy[row, col]:.0%}" for col in range(len(lengths))]
+             for row in range(len(depths))]
     return annotated_heatmap(
         accuracy,
         [str(n) for n in lengths],
