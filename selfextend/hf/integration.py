@@ -37,6 +37,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import warnings
+import weakref
 
 import torch
 
@@ -144,6 +145,56 @@ class GroupedRotations:
         x1, x2 = rotary.to(compute).chunk(2, dim=-1)  # the same arithmetic as rope.rotate_pairs
         rotated = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
         return torch.cat((rotated, passthrough), dim=-1) if passthrough.shape[-1] else rotated
+
+
+class GroupedKeys:
+    """The grouped (re-rotated) keys of one DynamicCache layer, kept between decoding steps.
+
+    Stored on the cache layer itself, so they live and die with the cache. Valid while the layer's
+    ``keys`` is the very tensor they were last extended from (checked before each update): any
+    reorder, crop or reset replaces that tensor and the rows are turned again from scratch.
+    Rows are appended into a buffer that grows by a quarter, so a decoding step costs O(new rows), not
+    O(N), and the buffer is at most 1.25x the keys.
+    """
+
+    def __init__(self, owner: str, inv_freq: torch.Tensor):
+        self.owner, self.inv_freq = owner, inv_freq.clone()
+        self.buffer: torch.Tensor | None = None
+        self.length = 0
+        self.source = lambda: None  # weak reference to the keys tensor last seen
+
+    def extend(self, key: torch.Tensor, rotations: GroupedRotations, inv_freq: torch.Tensor) -> torch.Tensor:
+        """Turn rows length..nk-1 of ``key`` [b, hkv, nk, d], append them; all nk grouped rows (a view)."""
+        nk = key.shape[2]
+        if self.buffer is None or self.buffer.shape[:2] != key.shape[:2] or self.buffer.shape[3] != key.shape[3] \
+                or self.buffer.dtype != key.dtype or self.buffer.device != key.device:
+            self.buffer, self.length = None, 0
+        if self.buffer is None or self.buffer.shape[2] < nk:
+            capacity = 0 if self.buffer is None else self.buffer.shape[2]
+            capacity = nk if capacity == 0 else max(nk, capacity + max(capacity // 4, 64))  # grow by 1/4
+            grown = key.new_empty(*key.shape[:2], capacity, key.shape[3])
+            if self.length:
+                grown[:, :, :self.length] = self.buffer[:, :, :self.length]
+            self.buffer = grown
+        if nk > self.length:
+            self.buffer[:, :, self.length:nk] = rotations.rotate("key", key[:, :, self.length:nk], self.length, inv_freq)
+        self.length = nk
+        self.source = weakref.ref(key)
+        return self.buffer[:, :, :nk]
+
+
+_GROUPED_ATTR = "_selfextend_grouped_keys"
+
+
+def _dynamic_layer(cache, layer_idx):
+    """The transformers DynamicLayer (append-only by concatenation) of ``cache`` for ``layer_idx``, or None."""
+    layers = getattr(cache, "layers", None)
+    if layers is None or layer_idx is None or not 0 <= layer_idx < len(layers):
+        return None
+    from transformers.cache_utils import DynamicLayer
+
+    layer = layers[layer_idx]
+    return layer if type(layer) is DynamicLayer else None
 
 
 def _as_bool_mask(mask: torch.Tensor | None, nq: int, nk: int, device) -> torch.Tensor:
@@ -258,6 +309,7 @@ class SelfExtend:
         self._length_checked = False
         self._reached: set = set()
         self._rotations = GroupedRotations(self.group_size, self.window)
+        self._cache_layers: dict = {}  # attention module -> its DynamicLayer in this forward, if any
         self._inspect(model)
         self._attach()
 
@@ -340,6 +392,9 @@ class SelfExtend:
             self.model.register_forward_pre_hook(self._before_forward),
             self.model.register_forward_hook(self._after_forward),
         ]
+        for module in self.layer_names:  # where the cache's layer is seen before its update (decoding)
+            if not _is_local_layer(module):
+                self._hooks.append(module.register_forward_pre_hook(self._before_attention, with_kwargs=True))
         setattr(self.model, _MARKER, self)
         self._active = True
 
@@ -388,7 +443,36 @@ class SelfExtend:
         self._reached = set()
         self._length_checked = False
 
+    def _before_attention(self, module, args, kwargs) -> None:
+        """Note the module's cache layer before ``update`` appends to it, and drop its grouped keys unless
+        the layer still holds exactly the keys they were rotated from (nothing reordered, cropped, reset)."""
+        self._cache_layers.pop(module, None)
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))  # transformers >= 5.2x names it "cache"
+        layer = _dynamic_layer(cache, getattr(module, "layer_idx", None))
+        if layer is None:
+            return
+        saved = getattr(layer, _GROUPED_ATTR, None)
+        if saved is not None and not (saved.owner == self.name and saved.source() is getattr(layer, "keys", None)):
+            delattr(layer, _GROUPED_ATTR)
+        self._cache_layers[module] = layer
+
+    def _grouped_keys(self, module, key: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
+        """Keys [b, hkv, nk, d] turned to their grouped positions (unpadded: positions 0..nk-1).
+
+        With a transformers DynamicCache the grouped keys are kept on the cache layer and only the new
+        rows are turned at each step (``GroupedKeys``); otherwise all rows are turned now.
+        """
+        layer = self._cache_layers.pop(module, None)
+        if layer is None or getattr(layer, "keys", None) is not key:
+            return self._rotations.rotate("key", key, 0, inv_freq)
+        saved = getattr(layer, _GROUPED_ATTR, None)
+        if saved is None or saved.length > key.shape[2] or not torch.equal(saved.inv_freq, inv_freq):
+            saved = GroupedKeys(self.name, inv_freq)
+            setattr(layer, _GROUPED_ATTR, saved)
+        return saved.extend(key, self._rotations, inv_freq)
+
     def _after_forward(self, module, args, output) -> None:
+        self._cache_layers = {}
         self._positions = {}  # release the masks held for this forward
         missing = [name for layer, name in self.layer_names.items() if layer not in self._reached]
         if len(missing) == len(self.layer_names):
@@ -433,7 +517,8 @@ class SelfExtend:
             )
         if attention_mask is None:  # no padding: positions 0 .. length - 1, queries the last nq of them
             length = self._length if self._length is not None and nq <= self._length <= nk else nk
-            key, value = key[:, :, :length], value[:, :, :length]  # a static cache's empty slots go
+            if length < nk:  # a static cache's empty slots go
+                key, value = key[:, :, :length], value[:, :, :length]
             key_pos = torch.arange(length, device=query.device)  # [length]
             query_pos = key_pos[length - nq:]  # [nq]
             mask, longest = None, length
@@ -453,7 +538,7 @@ class SelfExtend:
             inv_freq = _inverse_frequencies(self.rotary[module], module)
             if mask is None:  # positions 0..length-1: the shifts come from the shared table
                 query_grouped = self._rotations.rotate("query", query, longest - nq, inv_freq)
-                key_grouped = self._rotations.rotate("key", key, 0, inv_freq)
+                key_grouped = self._grouped_keys(module, key, inv_freq)
             else:
                 query_target, _ = grouped_positions(query_pos, self.group_size, self.window)
                 _, key_target = grouped_positions(key_pos, self.group_size, self.window)
