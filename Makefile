@@ -69,9 +69,10 @@ bench-quick: $(STAMP)
 relatives-results: $(STAMP)
 	$(PY) -m selfextend.tiny.relatives --out experiments/tiny_lm_relatives.json
 
-# Every number of issue 10 on SmolLM2-135M (about 1.5 h on 2 cores): writes experiments/smollm2_real_results.json.
-# Resumable: finished units are kept in experiments/.smollm2_real_results.partial.json; run it again after an
-# interruption. In the background: mkdir -p results && nohup make real-results > results/real_results.log 2>&1 &
+# Every SmolLM2-135M long-context number (notebook 11; 73 min on 2 cores): writes experiments/smollm2_real_results.json.
+# Resumable: finished units are kept in experiments/.smollm2_real_results.partial.json, and a rerun reuses the
+# units of an earlier final JSON whose settings match; REAL_ARGS=--fresh recomputes everything.
+# In the background: mkdir -p results && nohup make real-results > results/real_results.log 2>&1 &
 .PHONY: real-results
 real-results: $(STAMP)
 	$(PY) -m selfextend.hf.real_results --out experiments/smollm2_real_results.json $(REAL_ARGS)

@@ -9,7 +9,7 @@ mean NLL / perplexity of the first N/4, N/2, 3N/4, N tokens (4k, 8k, 12k, 16k) i
 per-token losses (causal attention: the first K losses of an N-token forward are those of a K-token one).
 Methods: plain; SelfExtend (g, w) = (4, 2048), (8, 1024) and (2, 1024), whose reach
 (8192 - 1024) * 2 + 1024 = 15,360 < 16,384 (Eq. 4) is too short, so the break shows; grouped attention
-alone, g = 2 (the paper's motivating experiment, Sec. 3: every token at position p // g, queries and
+alone, g = 2 (the experiment behind the paper's neighbor window: every token at position p // g, queries and
 keys alike, no neighbor window; the unmodified model given position ids p // 2, the mildest grouping,
 which still reaches 2 * 8192 = 16,384 tokens); and transformers'
 training-free RoPE baselines, dynamic NTK and YaRN with factor N / 8192, set through
