@@ -153,8 +153,8 @@ class GroupedKeys:
     Stored on the cache layer itself, so they live and die with the cache. Valid while the layer's
     ``keys`` is the very tensor they were last extended from (checked before each update): any
     reorder, crop or reset replaces that tensor and the rows are turned again from scratch.
-    Rows are appended into a buffer that grows by a quarter, so a decoding step costs O(new rows), not
-    O(N), and the buffer is at most 1.25x the keys.
+    Rows are appended into a buffer that grows by a sixteenth (at least 256 rows), so a decoding step
+    costs O(new rows), not O(N), and the buffer holds at most max(N / 16, 256) rows more than the keys.
     """
 
     def __init__(self, owner: str, inv_freq: torch.Tensor):
@@ -171,7 +171,7 @@ class GroupedKeys:
             self.buffer, self.length = None, 0
         if self.buffer is None or self.buffer.shape[2] < nk:
             capacity = 0 if self.buffer is None else self.buffer.shape[2]
-            capacity = nk if capacity == 0 else max(nk, capacity + max(capacity // 4, 64))  # grow by 1/4
+            capacity = nk if capacity == 0 else max(nk, capacity + max(capacity // 16, 256))  # grow by 1/16
             grown = key.new_empty(*key.shape[:2], capacity, key.shape[3])
             if self.length:
                 grown[:, :, :self.length] = self.buffer[:, :, :self.length]
