@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from selfextend import apply_rope, merged_attention, self_extend_attention
 from selfextend.attention import grouped_positions
 
-from common import available_gib, choose_output, cpu_name, plot_from_csv, status_mib, write_csv  # benchmarks/common.py
+from common import (available_gib, choose_output, cpu_name, plot_from_csv, reset_peak,  # benchmarks/common.py
+                    status_mib, write_csv)
 
 METHODS = ("sdpa", "naive", "fast")
 NAIVE_MATRICES = 4.5  # measured: the reference holds about this many [heads, L, L] float32 matrices at its peak
@@ -115,9 +116,7 @@ def child(args) -> None:
         inputs = decode_inputs(args.length, args.heads, args.head_dim, args.group, args.window)
         run = lambda: decode_call(args.method, inputs, args.window)  # noqa: E731
     gc.collect()
-    with open("/proc/self/clear_refs", "w") as handle:  # reset the peak-RSS mark to the current RSS
-        handle.write("5")
-    before = status_mib("VmRSS")
+    before = reset_peak()  # the peak-RSS mark is now the current RSS
     with torch.no_grad():
         out = run()
     print(json.dumps({"peak_mib": status_mib("VmHWM") - before, "shape": list(out.shape)}))

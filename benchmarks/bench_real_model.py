@@ -38,7 +38,8 @@ from pathlib import Path
 
 import torch
 
-from common import available_gib, choose_output, cpu_name, fail, plot_from_csv, status_mib, write_csv  # benchmarks/common.py
+from common import (available_gib, choose_output, cpu_name, fail, plot_from_csv, reset_peak,  # benchmarks/common.py
+                    status_mib, write_csv)
 
 METHODS = ("plain", "fast", "reference")
 REFERENCE_MATRICES = 4.5  # the reference holds about this many [heads, N, N] float32 matrices at its peak
@@ -107,7 +108,7 @@ def child(args) -> None:
     with torch.no_grad():
         model(input_ids=ids[:, :WARMUP_TOKENS], use_cache=True, logits_to_keep=1)  # thread pool, allocator
         gc.collect()
-        before = _reset_peak()
+        before = reset_peak()
         start = time.perf_counter()
         out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
         result["time_s"] = time.perf_counter() - start
@@ -117,7 +118,7 @@ def child(args) -> None:
             cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
             del out
             gc.collect()
-            _reset_peak()
+            reset_peak()
             start = time.perf_counter()
             for _ in range(args.decode_steps):  # greedy decoding on the cache
                 out = model(input_ids=token, cache=cache, use_cache=True)
@@ -127,13 +128,6 @@ def child(args) -> None:
     if handle is not None:
         handle.remove()
     print(json.dumps(result))
-
-
-def _reset_peak() -> float:
-    """Reset the peak-RSS mark (VmHWM) to the current RSS; returns the current RSS in MiB."""
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")
-    return status_mib("VmRSS")
 
 
 def run_child(method: str, length: int, decode_steps: int, args) -> dict:

@@ -11,6 +11,8 @@ import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from selfextend.memory import reset_peak_rss, status_mib  # noqa: F401 (status_mib: for the scripts)
+
 REPO = Path(__file__).resolve().parents[1]
 SCRATCH_DIR = REPO / "results"  # git-ignored: quick and exploratory runs
 PUBLISHED_DIR = REPO / "figures"  # committed: only a --publish run writes here
@@ -27,12 +29,11 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def status_mib(key: str) -> float:
-    """A memory line of /proc/self/status (e.g. VmHWM, the peak RSS) in MiB."""
-    for line in open("/proc/self/status"):
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{key} not in /proc/self/status")
+def reset_peak() -> float:
+    """Reset the peak-RSS mark (VmHWM) to the current RSS; returns the current RSS in MiB."""
+    if not reset_peak_rss():
+        raise OSError("cannot reset the peak-RSS mark: /proc/self/clear_refs is not writable")
+    return status_mib("VmRSS")
 
 
 def available_gib() -> float:

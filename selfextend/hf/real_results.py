@@ -33,7 +33,6 @@ import contextlib
 import copy
 import json
 import math
-import resource
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from pathlib import Path
 import torch
 
 from .._files import write_json_atomic
+from ..memory import peak_rss_mib, reset_peak_rss
 from ..positions import max_context_length
 from ..tiny.corpus import HELD_OUT_PLAYS
 from .passkey import CommandParser, build_prompt, load_tokenizer, run_passkey
@@ -143,26 +143,6 @@ def summarize_losses(nll: list[float], bin_size: int) -> dict:
         mean = sum(nll[:k - 1]) / (k - 1)
         prefixes[str(k)] = {"nll": round(mean, 6), "perplexity": round(math.exp(mean), 6)}
     return {"bin_size": bin_size, "bin_nll": [round(b, 6) for b in bins], "prefix": prefixes}
-
-
-def peak_rss_reset() -> bool:
-    """Reset the process's peak RSS (VmHWM) where Linux allows it; False if it cannot."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory in MiB: VmHWM (since the last reset), else getrusage's lifetime peak."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,11 +404,11 @@ def main(argv=None) -> int:
         if args.stop_after is not None and computed >= args.stop_after:
             print(f"stopped after {computed} units (--stop-after); rerun to resume", flush=True)
             return 0
-        peak_rss_reset()
+        reset_peak_rss()
         started = time.time()
         result = run_unit(unit, args, tokenizer, token_ids, base_model)
         done[unit["key"]] = {"task": unit["task"], "method": unit["method"], "settings": unit["settings"],
-                             "seconds": round(time.time() - started, 1), "peak_rss_mb": peak_rss_mb(), **result}
+                             "seconds": round(time.time() - started, 1), "peak_rss_mb": round(peak_rss_mib(), 1), **result}
         write_json_atomic({"units": done}, partial_file)
         computed += 1
         print(f"{unit['key']}: {done[unit['key']]['seconds']} s", flush=True)
