@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from ..attention import grouped_positions, merged_attention
+from .integration import rotate_by
 
 
 class capture_attention_input:
@@ -50,8 +51,6 @@ def layer_queries_keys(attention: torch.nn.Module, hidden: torch.Tensor) -> tupl
 
 def _rotate(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor) -> torch.Tensor:
     """x [h, n, d] rotated to positions [n] with ``inv_freq`` (the model's rotate-half RoPE)."""
-    from .integration import rotate_by
-
     return rotate_by(x[None], positions[None], inv_freq)[0]
 
 

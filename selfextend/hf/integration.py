@@ -119,10 +119,8 @@ class GroupedRotations:
 
     def shift(self, kind: str, positions: torch.Tensor) -> torch.Tensor:
         """The extra turn of a grouped query ("query") or key ("key") at ``positions``."""
-        target = positions // self.group_size
-        if kind == "query":
-            target = target + (self.window - self.window // self.group_size)
-        return target - positions
+        query_target, key_target = grouped_positions(positions, self.group_size, self.window)
+        return (query_target if kind == "query" else key_target) - positions
 
     def cos_sin(self, kind: str, start: int, stop: int, inv_freq: torch.Tensor, dtype: torch.dtype):
         """cos, sin [stop - start, len(inv_freq)] of the grouped shift of positions start..stop-1."""

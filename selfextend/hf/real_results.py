@@ -320,16 +320,12 @@ def check_arguments(parser: CommandParser, args: argparse.Namespace) -> None:
         args.long_lengths = [768] if args.quick else [32768]
     if args.depths is None:
         args.depths = [0.5] if args.quick else [0.0, 0.5, 1.0]
-    for name in [*args.methods, *args.passkey_methods]:
+    for name in [*args.methods, *args.passkey_methods, *args.long_methods, *args.long_passkey_methods]:
         if name not in METHODS:
             parser.error(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    if args.tokens < BIN or args.tokens % BIN:
-        parser.error(f"--tokens must be a positive multiple of {BIN}, got {args.tokens}")
-    if args.long_tokens < BIN or args.long_tokens % BIN:
-        parser.error(f"--long-tokens must be a positive multiple of {BIN}, got {args.long_tokens}")
-    for name in [*args.long_methods, *args.long_passkey_methods]:
-        if name not in METHODS:
-            parser.error(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    for flag, tokens in (("--tokens", args.tokens), ("--long-tokens", args.long_tokens)):
+        if tokens < BIN or tokens % BIN:
+            parser.error(f"{flag} must be a positive multiple of {BIN}, got {tokens}")
     if any(not 0.0 <= d <= 1.0 for d in args.depths):
         parser.error(f"--depths must be in [0, 1], got {args.depths}")
     if args.trials < 1:
