@@ -122,35 +122,47 @@ def _series(rows: Iterable[Mapping], case: str, method: str, key: str):
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def plot_attention_benchmark(rows: Iterable[Mapping]) -> Figure:
-    """Prefill time, prefill peak memory and decode-step time against length, one line per method."""
-    rows = list(rows)
-    panels = [("prefill", "time_ms", "prefill time (ms)", "sequence length L"),
-              ("prefill", "peak_mib", "prefill peak memory rise (MiB)", "sequence length L"),
-              ("decode", "time_ms", "decode step time (ms)", "cache length")]
+def _length_panels(rows: list[Mapping], panels, style: Mapping, skipped_method: str, skipped_label: str,
+                   title: str) -> Figure:
+    """Three panels against length (log 2 x axis, one line per method of ``style``).
+
+    ``panels``: (case, key, y label, x label, y scale) each; a linear y axis starts at 0. The lengths
+    where ``skipped_method`` has a note are listed in the first panel.
+    """
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    for ax, (case, key, label, xlabel) in zip(axes, panels):
-        for method, (name, color, marker) in METHOD_STYLE.items():
+    for ax, (case, key, label, xlabel, yscale) in zip(axes, panels):
+        for method, (name, color, marker) in style.items():
             xs, ys = _series(rows, case, method, key)
             if xs:
                 ax.plot(xs, ys, marker=marker, color=color, label=name)
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        ax.set_yscale(yscale)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(label)
         lengths = sorted({int(r["length"]) for r in rows if r["case"] == case})
         if lengths:
-            ax.set_xticks(lengths, [f"{n // 1024}k" for n in lengths])
+            ax.set_xticks(lengths, [f"{n / 1024:g}k" for n in lengths])
             ax.minorticks_off()
         ax.grid(True, which="major", alpha=0.3)
-    skipped = sorted({int(r["length"]) for r in rows if r["method"] == "naive" and r.get("note")})
+        if yscale == "linear":
+            ax.set_ylim(bottom=0)
+    skipped = sorted({int(r["length"]) for r in rows if r["method"] == skipped_method and r.get("note")})
     if skipped:
-        axes[0].text(0.02, 0.98, "naive skipped at L = " + ", ".join(f"{n // 1024}k" for n in skipped) +
+        axes[0].text(0.02, 0.98, skipped_label + ", ".join(f"{n / 1024:g}k" for n in skipped) +
                      "\n(too much memory)", transform=axes[0].transAxes, va="top", fontsize=7)
     axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle("SelfExtend attention on CPU: batch 1, 8 heads, head_dim 64, float32")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_attention_benchmark(rows: Iterable[Mapping]) -> Figure:
+    """Prefill time, prefill peak memory and decode-step time against length, one line per method."""
+    panels = [("prefill", "time_ms", "prefill time (ms)", "sequence length L", "log"),
+              ("prefill", "peak_mib", "prefill peak memory rise (MiB)", "sequence length L", "log"),
+              ("decode", "time_ms", "decode step time (ms)", "cache length", "log")]
+    return _length_panels(list(rows), panels, METHOD_STYLE, "naive", "naive skipped at L = ",
+                          "SelfExtend attention on CPU: batch 1, 8 heads, head_dim 64, float32")
 
 
 REAL_MODEL_STYLE = {
@@ -177,33 +189,8 @@ def read_real_model_csv(path: str | Path) -> list[dict]:
 
 def plot_real_model_benchmark(rows: Iterable[Mapping], title: str = "SelfExtend on a real model (CPU)") -> Figure:
     """Prefill time, peak RSS and greedy decode tokens/s against length: plain, fast and reference SelfExtend."""
-    rows = list(rows)
     panels = [("prefill", "time_s", "prefill time (s)", "prompt length (tokens)", "log"),
               ("prefill", "peak_rss_mib", "prefill peak RSS, model included (MiB)", "prompt length (tokens)",
                "linear"),
               ("decode", "tokens_per_s", "greedy decode (tokens/s)", "context length (tokens)", "linear")]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    for ax, (case, key, label, xlabel, yscale) in zip(axes, panels):
-        for method, (name, color, marker) in REAL_MODEL_STYLE.items():
-            xs, ys = _series(rows, case, method, key)
-            if xs:
-                ax.plot(xs, ys, marker=marker, color=color, label=name)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale(yscale)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(label)
-        lengths = sorted({int(r["length"]) for r in rows if r["case"] == case})
-        if lengths:
-            ax.set_xticks(lengths, [f"{n / 1024:g}k" for n in lengths])
-            ax.minorticks_off()
-        ax.grid(True, which="major", alpha=0.3)
-        if yscale == "linear":
-            ax.set_ylim(bottom=0)
-    skipped = sorted({int(r["length"]) for r in rows if r["method"] == "reference" and r.get("note")})
-    if skipped:
-        axes[0].text(0.02, 0.98, "reference skipped at " + ", ".join(f"{n / 1024:g}k" for n in skipped) +
-                     "\n(too much memory)", transform=axes[0].transAxes, va="top", fontsize=7)
-    axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _length_panels(list(rows), panels, REAL_MODEL_STYLE, "reference", "reference skipped at ", title)
