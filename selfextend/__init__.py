@@ -4,7 +4,8 @@ The folders are the architecture; imports point only down this list:
 
 - the mechanism, here at the top: ``rope`` (rotary embedding), ``positions`` (normal, grouped and
   merged position maps, the merge mask, Eq. 4), ``attention`` (the reference SelfExtend attention),
-  ``fast_attention`` (the lean exact kernel), ``module`` (``SelfExtendAttn``). It imports only
+  ``fast_attention`` (the lean exact kernel), ``gpu_attention`` (its CUDA route on torch's fused
+  kernels), ``module`` (``SelfExtendAttn``). It imports only
   torch and einops, never a subfolder;
 - ``methods/``: SelfExtend's relatives (ReRoPE, STRING, DCA, ...) as position maps run through the
   one exact kernel; imports the mechanism;

@@ -11,14 +11,15 @@ The queries are the last nq of the nk positions (prefill: nq = nk; decoding: nq 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from einops import repeat
 
 from ._checks import check_float_tensor, check_positions, check_positive_int
-from .fast_attention import as_thresholds, fast_merged_attention, fast_region_attention
+from .fast_attention import _consecutive, as_thresholds, fast_merged_attention, fast_region_attention
+from .gpu_attention import gpu_merged_attention
 from .rope import apply_rope
 
 IMPLEMENTATIONS = {"auto", "fast", "reference"}
@@ -86,11 +87,11 @@ def grouped_positions(positions: torch.Tensor, group_size: int, window: int) -> 
 def merged_attention(
     q_neighbor: torch.Tensor,
     k_neighbor: torch.Tensor,
-    q_grouped: torch.Tensor,
+    q_grouped: torch.Tensor | Callable[[int, int], torch.Tensor],
     k_grouped: torch.Tensor,
     v: torch.Tensor,
-    query_positions: torch.Tensor,
-    key_positions: torch.Tensor,
+    query_positions: torch.Tensor | None,
+    key_positions: torch.Tensor | None,
     window: int,
     *,
     scale: float,
@@ -101,8 +102,10 @@ def merged_attention(
 ):
     """Merge neighbor and grouped logits by replacement, then one softmax (reference, O(nq*nk) memory).
 
-    Inputs are already rotated: q_* [b, hq, nq, d], k_* and v [b, hkv, nk, d].
-    A key is grouped for a query when  query_position - key_position >= window.
+    Inputs are already rotated: q_* [b, hq, nq, d], k_* and v [b, hkv, nk, d]. ``q_grouped`` may also
+    be a function (start, stop) -> its rows start:stop (the fast path then rotates block by block).
+    A key is grouped for a query when  query_position - key_position >= window; positions both None
+    mean 0 .. nk-1 with the queries last (no check needed: the cheapest decoding step).
     ``attn_mask`` (bool, True = may attend, broadcastable to [b, hq, nq, nk]) replaces the default
     causal mask (query row r is at index nk - nq + r). ``softcap`` applies  c * tanh(x / c)  to logits.
     ``implementation``: "reference" (this function's two full logit matrices), "fast"
@@ -119,12 +122,22 @@ def merged_attention(
     )
 
 
+def _gpu_route(qs, ks, v, query_coords, key_coords, thresholds, attn_mask, softcap) -> bool:
+    """True for CUDA inputs that ``gpu_attention`` takes: two regions, the default causal mask and
+    positions 0 .. nk-1 (queries last), no softcap, no gradients, a prefill (nq > 1), w >= 2."""
+    if not (qs[0].is_cuda and len(thresholds) == 1 and thresholds[0] >= 2 and attn_mask is None and softcap is None):
+        return False
+    if qs[0].shape[2] < 2 or (torch.is_grad_enabled() and any(t.requires_grad for t in (qs[0], *ks, v))):
+        return False
+    return key_coords is None or _consecutive(query_coords, key_coords)
+
+
 def region_attention(
     qs: Sequence[torch.Tensor],
     ks: Sequence[torch.Tensor],
     v: torch.Tensor,
-    query_coords: torch.Tensor,
-    key_coords: torch.Tensor,
+    query_coords: torch.Tensor | None,
+    key_coords: torch.Tensor | None,
     thresholds: Sequence[int],
     *,
     scale: float,
@@ -149,6 +162,8 @@ def region_attention(
         raise ValueError(
             f"qs and ks must hold one tensor per region ({len(thresholds) + 1}), got {len(qs)} and {len(ks)}"
         )
+    if (query_coords is None) != (key_coords is None):
+        raise ValueError("query_positions and key_positions must both be tensors, or both None (0 .. nk-1)")
     nq, nk = qs[0].shape[-2], ks[0].shape[-2]
     if implementation == "fast" and return_weights:
         raise ValueError(
@@ -158,6 +173,9 @@ def region_attention(
         small = nq * nk < AUTO_FAST_MIN_PAIRS and nk < AUTO_FAST_MIN_KEYS
         implementation = "reference" if return_weights or nq == 0 or small else "fast"
     if implementation == "fast":
+        if _gpu_route(qs, ks, v, query_coords, key_coords, thresholds, attn_mask, softcap):
+            q_grouped = qs[1](0, nq) if callable(qs[1]) else qs[1]
+            return gpu_merged_attention(qs[0], ks[0], q_grouped, ks[1], v, thresholds[0], scale=scale)
         if len(thresholds) == 1:  # two regions: SelfExtend's entry point (same kernel)
             return fast_merged_attention(
                 qs[0], ks[0], qs[1], ks[1], v, query_coords, key_coords, thresholds[0],
@@ -166,6 +184,10 @@ def region_attention(
         return fast_region_attention(
             qs, ks, v, query_coords, key_coords, thresholds, scale=scale, attn_mask=attn_mask, softcap=softcap,
         )
+    qs = [q(0, nq) if callable(q) else q for q in qs]  # lazily rotated grouped queries: the reference needs all
+    if key_coords is None:  # the default positions: 0 .. nk-1, queries last
+        key_coords = torch.arange(nk, device=ks[0].device)
+        query_coords = key_coords[nk - nq:]
     n_rep = qs[0].shape[1] // ks[0].shape[1]
     if n_rep > 1:  # grouped-query attention: head h reads kv head h // n_rep
         ks = [repeat(t, "b h n d -> b (h r) n d", r=n_rep) for t in ks]
@@ -222,14 +244,18 @@ def self_extend_attention(
     q_pos = k_pos[..., k.shape[2] - q.shape[2]:]
     q_group_pos, k_group_pos = grouped_positions(k_pos, group_size, window)
     q_group_pos = q_group_pos[..., k.shape[2] - q.shape[2]:]
+
+    def grouped_queries(start: int, stop: int) -> torch.Tensor:  # the fast path rotates one block at a time
+        return apply_rope(q[:, :, start:stop], q_group_pos[..., start:stop], rope_base)
+
     return merged_attention(
         apply_rope(q, q_pos, rope_base),
         apply_rope(k, k_pos, rope_base),
-        apply_rope(q, q_group_pos, rope_base),
+        grouped_queries,
         apply_rope(k, k_group_pos, rope_base),
         v,
-        q_pos,
-        k_pos,
+        None if positions is None else q_pos,  # None: 0 .. nk-1, queries last (the kernel need not check)
+        None if positions is None else k_pos,
         window,
         scale=scale,
         return_weights=return_weights,

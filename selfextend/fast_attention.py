@@ -37,7 +37,7 @@ gets the mean of v over all keys instead of NaN.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -47,7 +47,8 @@ from ._checks import check_positive_int
 GROUPED, NEIGHBOR, MIXED = "grouped", "neighbor", "mixed"
 _MIXED_CODE = 127  # int8 code of a key whose region differs between rows of the chunk
 QUERY_CHUNK = 256  # rows per chunk of the general fused path: its mixed band costs ~chunk x chunk extra
-BAND_CHUNK = 1024  # rows per neighbor-band chunk; torch's CPU kernel uses its big tiles from 768 rows on
+BLOCK_ROWS = 1024  # query rows per block of the banded schedule (grouped queries exist one block at a time)
+BAND_ROWS = 32  # most rows per run of a neighbor band: a run computes w + rows - 1 keys for the w it needs
 MAX_MASKED_KEYS = 2048  # masked segments wider than this are split, so a mask is at most chunk x 2048
 MAX_SEGMENTS = 16  # more runs than this (scrambled positions or masks): one masked mixed segment
 MANUAL_CHUNK_BYTES = 16 * 2**20  # logits held per chunk by the autograd / softcap path
@@ -236,9 +237,19 @@ def _fold(acc, part):
 def _consecutive(query_positions: torch.Tensor, key_positions: torch.Tensor) -> bool:
     """True when the key positions are offset + 0, 1, 2, ... (per row) and the queries are the last ones."""
     nq, nk = query_positions.shape[-1], key_positions.shape[-1]
-    steps = torch.arange(nk, device=key_positions.device)
-    if not bool((key_positions - key_positions[..., :1] == steps).all()):
+    if nk == 0:
         return False
+    if key_positions.dim() == 1:  # the common case in few operations (it runs before every decoding step)
+        first = int(key_positions[0])
+        steps = torch.arange(first, first + nk, device=key_positions.device, dtype=key_positions.dtype)
+        if not torch.equal(key_positions, steps):
+            return False
+        if query_positions.dim() == 1:
+            return torch.equal(query_positions, steps[nk - nq:])
+    else:
+        steps = torch.arange(nk, device=key_positions.device)
+        if not bool((key_positions - key_positions[..., :1] == steps).all()):
+            return False
     tail = key_positions[..., nk - nq:]
     if query_positions.dim() == 2 and tail.dim() == 2 and query_positions.shape[0] != tail.shape[0]:
         return False  # one row of keys per batch row against one row of queries for all: compare rows
@@ -250,8 +261,9 @@ class Piece:
     """One fused call of the banded schedule: query rows r0:r1 against keys k0:k1.
 
     ``kind``: which q/k (grouped or neighbor); ``shape``: "full" (no mask), "causal" (row r takes
-    key k0 + r and earlier), "reversed" (row r takes key k0 + r and later) or "band" (row r takes
-    keys with index >= t(r) - w + 1, an explicit mask).
+    key k0 + (r - r0) and earlier: a square, top-left aligned) or "band" (row r takes its whole
+    neighbor band, keys t - w + 1 .. t with t = nk - nq + r; the rows are cut into runs of
+    ``band_rows``, all runs in one batched call that shares one [band_rows, w + band_rows - 1] mask).
     """
 
     r0: int
@@ -262,84 +274,146 @@ class Piece:
     shape: str
 
 
-def band_plan(nq: int, nk: int, window: int, band_chunk: int = BAND_CHUNK) -> tuple[list[Piece], list[list[Piece]]]:
-    """The banded schedule: (grouped pieces, neighbor pieces per chunk of rows) for the default causal mask.
+def band_rows_for(window: int) -> int:
+    """Rows per run of a "band" piece: w // 8 within [1, BAND_ROWS] (a run computes w + rows - 1 keys for w)."""
+    return max(1, min(BAND_ROWS, window // 8))
 
-    Query row r sits at key index t = nk - nq + r. Grouped keys are j <= t - w: one causal attention
-    of q_g (rows with t >= w) over k_g[: nk - w], aligned at the bottom right (a causal square plus,
-    when nq < nk, a full rectangle before it). Neighbor keys are the band t - w < j <= t; a chunk of
-    R <= w - 1 rows starting at index t0 splits it into three disjoint pieces:
-      A  keys t0-w+1 .. t0-w+R    row r takes j >= t0-w+1+r   (reverse rows and keys: a causal square)
-      B  keys t0-w+1+R .. t0-1    every row                    (no mask)
-      C  keys t0 .. t0+R-1        row r takes j <= t0+r        (a causal square)
+
+def band_plan(nq: int, nk: int, window: int, block_rows: int = BLOCK_ROWS) -> list[list[Piece]]:
+    """The banded schedule for the default causal mask: per block of query rows, the pieces to fold.
+
+    Query row r sits at key index t = nk - nq + r.
+      head rows (t < w)   have no grouped key: their neighbor keys are all keys 0 .. t, one causal
+                          square (plus a full rectangle of the keys before the first query when nq < nk);
+      then blocks of ``block_rows`` rows r0 .. r1-1, with s = t(r0) - w:
+        grouped   keys 0 .. s-1 (every row: "full") and s .. s + rows - 1 ("causal": row r takes j <= t - w);
+        neighbor  each row's band t - w + 1 .. t ("band": runs of rows batched into one call).
+    Every (query, key) pair of the causal triangle lands in exactly one piece, with the right q/k.
     """
     window = check_positive_int("window", window)
-    if window < 2:
-        raise ValueError(f"window must be >= 2 for the banded schedule, got {window}")
-    band_chunk = min(check_positive_int("band_chunk", band_chunk), window - 1)
-    grouped = []
-    first = max(0, window - (nk - nq))  # rows r >= first have grouped keys
-    if first < nq:
-        offset = (nk - window) - (nq - first)  # >= 0: row r takes grouped keys j <= offset + (r - first)
-        if nq - first == 1:
-            grouped.append(Piece(first, nq, 0, nk - window, GROUPED, "full"))
-        else:
-            grouped.append(Piece(first, nq, offset, nk - window, GROUPED, "causal"))
-            if offset > 0:
-                grouped.append(Piece(first, nq, 0, offset, GROUPED, "full"))
-    chunks = []
-    for r0 in range(0, nq, band_chunk):
-        r1 = min(nq, r0 + band_chunk)
-        t0 = nk - nq + r0
-        if r1 - r0 == 1:  # one query: its whole band, no mask
-            chunks.append([Piece(r0, r1, max(0, t0 - window + 1), t0 + 1, NEIGHBOR, "full")])
-            continue
-        pieces = [Piece(r0, r1, t0, t0 + r1 - r0, NEIGHBOR, "causal")]  # C
-        a_start, a_end = t0 - window + 1, t0 - window + 1 + (r1 - r0)
-        if max(0, a_end) < t0:  # B
-            pieces.append(Piece(r0, r1, max(0, a_end), t0, NEIGHBOR, "full"))
-        if a_end > 0:  # A; clipped at key 0 it needs an explicit mask
-            pieces.append(Piece(r0, r1, max(0, a_start), a_end, NEIGHBOR, "reversed" if a_start >= 0 else "band"))
-        chunks.append(pieces)
-    return grouped, chunks
+    block_rows = check_positive_int("block_rows", block_rows)
+    offset = nk - nq  # key index of query row 0
+    head = min(nq, max(0, window - offset))  # rows r < head have t < w
+    blocks = []
+    if head:
+        pieces = [Piece(0, head, offset, offset + head, NEIGHBOR, "causal")]
+        if offset:
+            pieces.append(Piece(0, head, 0, offset, NEIGHBOR, "full"))
+        blocks.append(pieces)
+    for r0 in range(head, nq, block_rows):
+        r1 = min(nq, r0 + block_rows)
+        split = offset + r0 - window  # >= 0: grouped keys of row r0 are 0 .. split
+        pieces = [Piece(r0, r1, split, split + (r1 - r0), GROUPED, "causal")]
+        if split:
+            pieces.append(Piece(r0, r1, 0, split, GROUPED, "full"))
+        pieces.append(Piece(r0, r1, offset + r0 - window + 1, offset + r1, NEIGHBOR, "band"))
+        blocks.append(pieces)
+    return blocks
 
 
-def _run_piece(piece: Piece, q_all, k_all, v, window: int, scale: float, nq: int):
-    """(o, l) of one piece of the banded schedule."""
-    q, k, vv = q_all[:, :, piece.r0 : piece.r1], k_all[:, :, piece.k0 : piece.k1], v[:, :, piece.k0 : piece.k1]
-    if piece.shape == "full":
-        return _attend(q, k, vv, scale)
-    if piece.shape == "causal":
-        return _attend(q, k, vv, scale, causal=True)
-    if piece.shape == "reversed":  # r~ = R-1-r, j~ = R-1-j' turn  j' >= r  into the causal  j~ <= r~
-        out, lse = _attend(q.flip(2), k.flip(2), vv.flip(2), scale, causal=True)
-        return out.flip(2), lse.flip(2)
-    nk = k_all.shape[2]  # "band": row r takes key index j >= t - w + 1
-    lowest = torch.arange(piece.r0, piece.r1, device=v.device)[:, None] + (nk - nq - window + 1)
-    return _attend(q, k, vv, scale, mask=torch.arange(piece.k0, piece.k1, device=v.device) >= lowest)
+def _band_mask(rows: int, window: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """Additive [1, 1, rows, window + rows - 1] mask of one run: row r takes local keys r .. r + window - 1."""
+    r = torch.arange(rows, device=device)[:, None]
+    c = torch.arange(window + rows - 1, device=device)
+    return _additive(((c >= r) & (c < r + window))[None, None], dtype)
 
 
-def _banded(qn, kn, qg, kg, v, window: int, scale: float, band_chunk: int) -> torch.Tensor:
-    """Default causal mask and consecutive positions: the ``band_plan`` schedule, merged by log-sum-exp."""
+def _runs(x: torch.Tensor, runs: int, step: int, length: int, first: int) -> torch.Tensor:
+    """[runs, h, length, d] view of x [h, n, d]: run i is rows first + i * step .. + length - 1 (may overlap)."""
+    head_stride, row_stride, _ = x.stride()
+    return x.as_strided((runs, x.shape[0], length, x.shape[2]), (step * row_stride, head_stride, row_stride, 1),
+                        x.storage_offset() + first * row_stride)
+
+
+def _band(piece: Piece, q, k, v, window: int, scale: float, band_rows: int, nq: int):
+    """(o, l) of a "band" piece: runs of ``band_rows`` rows as one batched call on strided views of q, k, v."""
+    b, hq, _, d = q.shape
+    hkv, nk, dv = k.shape[1], k.shape[2], v.shape[-1]
+    rows = piece.r1 - piece.r0
+    runs, rest = divmod(rows, band_rows)
+    width = window + band_rows - 1
+    out = torch.empty(b, hq, rows, dv, dtype=v.dtype, device=v.device)
+    lse = torch.empty(b, hq, rows, dtype=v.dtype, device=v.device)
+    mask = _band_mask(band_rows, window, v.dtype, v.device)
+    first_key = nk - nq + piece.r0 - window + 1  # of row r0's band
+    for i in range(b):  # runs become the batch dimension of the fused call (overlapping key windows: no copy)
+        if runs:
+            qs = _runs(q[i], runs, band_rows, band_rows, piece.r0)
+            ks, vs = (_runs(x[i], runs, band_rows, width, first_key) for x in (k, v))
+            o, l = _flash_with_lse(qs, ks, vs, attn_mask=mask, scale=scale)
+            out[i, :, : runs * band_rows] = o.transpose(0, 1).reshape(hq, runs * band_rows, dv)
+            lse[i, :, : runs * band_rows] = l.transpose(0, 1).reshape(hq, runs * band_rows)
+        if rest:
+            r0, k0 = piece.r0 + runs * band_rows, first_key + runs * band_rows
+            keys = slice(k0, k0 + window + rest - 1)
+            o, l = _flash_with_lse(q[i : i + 1, :, r0 : r0 + rest], k[i : i + 1, :, keys], v[i : i + 1, :, keys],
+                                   attn_mask=mask[:, :, :rest, : window + rest - 1], scale=scale)
+            out[i, :, runs * band_rows :], lse[i, :, runs * band_rows :] = o[0], l[0]
+    return out, lse
+
+
+def _run_piece(piece: Piece, q, k, v, window: int, scale: float, nq: int, band_rows: int):
+    """(o, l) of one piece of the banded schedule; q holds the piece's rows only unless it is a band."""
+    if piece.shape == "band":
+        return _band(piece, q, k, v, window, scale, band_rows, nq)
+    keys = slice(piece.k0, piece.k1)
+    return _attend(q, k[:, :, keys], v[:, :, keys], scale, causal=piece.shape == "causal")
+
+
+def _fold_into(dest: torch.Tensor, parts) -> None:
+    """dest <- the log-sum-exp merge of parts [(o_s, l_s), ...] over disjoint key sets (no running copies)."""
+    if len(parts) == 1:
+        dest.copy_(parts[0][0])
+        return
+    total = torch.logsumexp(torch.stack([lse for _, lse in parts]), dim=0)
+    for n, (out, lse) in enumerate(parts):
+        weight = (lse - total).exp_()[..., None]  # e^(l_s - l)
+        torch.mul(out, weight, out=dest) if n == 0 else dest.addcmul_(out, weight)
+
+
+def _banded(qn, kn, grouped_query, kg, v, window: int, scale: float, block_rows: int) -> torch.Tensor:
+    """Default causal mask, consecutive positions: the ``band_plan`` schedule, block by block.
+
+    ``grouped_query(start, stop)`` gives rows start:stop of the grouped queries: only one block of
+    them exists at a time.
+    """
     b, hq, nq, _ = qn.shape
-    grouped_pieces, chunks = band_plan(nq, kn.shape[2], window, band_chunk)
-    grouped = None
-    for piece in grouped_pieces:
-        grouped = _fold(grouped, _run_piece(piece, qg, kg, v, window, scale, nq))
-    first = grouped_pieces[0].r0 if grouped_pieces else nq
+    band_rows = band_rows_for(window)
     out = torch.empty(b, hq, nq, v.shape[-1], dtype=v.dtype, device=v.device)
-    for pieces in chunks:
-        acc = None
-        for piece in pieces:
-            acc = _fold(acc, _run_piece(piece, qn, kn, v, window, scale, nq))
+    for pieces in band_plan(nq, kn.shape[2], window, block_rows):
         r0, r1 = pieces[0].r0, pieces[0].r1
-        out[:, :, r0:r1] = acc[0]
-        if grouped is not None and r1 > first:  # fold in the grouped keys of rows max(r0, first):r1
-            low = max(r0, first)
-            near = acc[0][:, :, low - r0 :], acc[1][:, :, low - r0 :]
-            far = grouped[0][:, :, low - first : r1 - first], grouped[1][:, :, low - first : r1 - first]
-            out[:, :, low:r1] = _fold(near, far)[0]
+        qg = grouped_query(r0, r1) if any(p.kind == GROUPED for p in pieces) else None
+        parts = []
+        for piece in pieces:
+            if piece.kind == GROUPED:
+                parts.append(_run_piece(piece, qg, kg, v, window, scale, nq, band_rows))
+            elif piece.shape == "band":
+                parts.append(_run_piece(piece, qn, kn, v, window, scale, nq, band_rows))
+            else:
+                parts.append(_run_piece(piece, qn[:, :, r0:r1], kn, v, window, scale, nq, band_rows))
+        _fold_into(out[:, :, r0:r1], parts)
     return out
+
+
+def _decode_step(qn, kn, qg, kg, v, window: int, scale: float, softcap: float | None) -> torch.Tensor:
+    """One query at the last position, consecutive positions: grouped keys are the first nk - w.
+
+    The row's logits are one [.., nk] row: the grouped part (a matrix product with the grouped keys)
+    next to the band (one with the neighbor keys); then one softmax and one product with v. A handful
+    of small operations, no fold: a decoding step costs about what one attention row costs.
+    """
+    b, hq, _, d = qn.shape
+    hkv, nk = kn.shape[1], kn.shape[2]
+    split = max(0, nk - window)
+    rep = hq // hkv  # grouped-query attention: a kv head's query heads become rows
+
+    def logits(q, k):  # [b, hkv, rep, keys], the scale applied to the (small) query
+        return (q.reshape(b, hkv, rep, d) * scale) @ k.transpose(-1, -2)
+
+    x = torch.cat((logits(qg, kg[:, :, :split]), logits(qn, kn[:, :, split:])), dim=-1)
+    if softcap is not None:
+        x = softcap * torch.tanh(x / softcap)
+    return (torch.softmax(x, dim=-1) @ v).reshape(b, hq, 1, v.shape[-1])
 
 
 def _fused_chunk(qs, ks, v, segments, allowed_of, scale: float) -> torch.Tensor:
@@ -397,11 +471,11 @@ def _manual_chunk(qs, ks, v, segments, allowed_of, scale: float, softcap: float 
 def fast_merged_attention(
     q_neighbor: torch.Tensor,
     k_neighbor: torch.Tensor,
-    q_grouped: torch.Tensor,
+    q_grouped: torch.Tensor | Callable[[int, int], torch.Tensor],
     k_grouped: torch.Tensor,
     v: torch.Tensor,
-    query_positions: torch.Tensor,
-    key_positions: torch.Tensor,
+    query_positions: torch.Tensor | None,
+    key_positions: torch.Tensor | None,
     window: int,
     *,
     scale: float,
@@ -414,7 +488,8 @@ def fast_merged_attention(
     Same contract as ``merged_attention``: grouped where query_position - key_position >= window,
     ``attn_mask`` (bool, True = may attend, broadcastable to [b, hq, nq, nk]) replaces the causal
     mask, ``softcap`` applies c * tanh(x / c) to the logits. Returns [b, hq, nq, d] in v's dtype.
-    The two-region case of ``fast_region_attention``.
+    ``q_grouped`` may be a function (start, stop) -> those rows (rotated as needed, block by block);
+    positions both None mean 0 .. nk-1, queries last. The two-region case of ``fast_region_attention``.
     """
     window = check_positive_int("window", window)
     return fast_region_attention(
@@ -427,8 +502,8 @@ def fast_region_attention(
     qs: Sequence[torch.Tensor],
     ks: Sequence[torch.Tensor],
     v: torch.Tensor,
-    query_coords: torch.Tensor,
-    key_coords: torch.Tensor,
+    query_coords: torch.Tensor | None,
+    key_coords: torch.Tensor | None,
     thresholds: Sequence[int],
     *,
     scale: float,
@@ -440,10 +515,16 @@ def fast_region_attention(
 
     qs[r] [b, hq, nq, d] and ks[r] [b, hkv, nk, d] are q and k rotated to region r's positions. The
     pair (i, j) uses region  r = #{t in thresholds : u_i - u_j >= t}  with query coordinates
-    ``query_coords`` u_i ([nq] or [b, nq]) and key coordinates ``key_coords`` u_j ([nk] or [b, nk]).
+    ``query_coords`` u_i ([nq] or [b, nq]) and key coordinates ``key_coords`` u_j ([nk] or [b, nk]);
+    both None: positions 0 .. nk-1 with the queries last (a decoder's usual case: nothing to check).
     ``attn_mask`` and ``softcap`` as in ``fast_merged_attention``. Returns [b, hq, nq, d] in v's dtype.
+    With two regions, qs[1] may be a function ``(start, stop) -> rows start:stop of the grouped
+    queries``: the banded schedule then rotates one block of them at a time (less memory).
     """
     thresholds = as_thresholds(tuple(thresholds))
+    grouped_query = qs[1] if len(qs) == 2 and callable(qs[1]) else None
+    if any(callable(q) for q in qs) and grouped_query is None or callable(qs[0]):
+        raise ValueError("only qs[1], the grouped queries of two regions, may be a function of (start, stop)")
     if len(qs) != len(thresholds) + 1 or len(ks) != len(qs):
         raise ValueError(
             f"qs and ks must hold one tensor per region ({len(thresholds) + 1}), got {len(qs)} and {len(ks)}"
@@ -458,19 +539,40 @@ def fast_region_attention(
     nk = ks[0].shape[2]
     out_dtype = v.dtype
     compute = torch.float64 if out_dtype == torch.float64 else torch.float32
-    qs, ks = [t.to(compute) for t in qs], [t.to(compute) for t in ks]
-    vc = v.to(compute)
-    query_pos = query_coords.to(qs[0].device)
-    key_pos = key_coords.to(qs[0].device)
+    if grouped_query is not None and torch.is_grad_enabled() and any(t.requires_grad for t in (qs[0], *ks, v)):
+        qs, grouped_query = (qs[0], grouped_query(0, nq)), None  # autograd: the whole tensor
+    convert = lambda t: t if t.dtype == compute else t.to(compute)  # noqa: E731
+    qs = [t if t is grouped_query else convert(t) for t in qs]
+    ks, vc = [convert(t) for t in ks], convert(v)
+    default_positions = query_coords is None and key_coords is None
+    if default_positions:  # 0 .. nk-1, queries last: consecutive by definition, nothing to check
+        query_pos = key_pos = None
+    elif query_coords is None or key_coords is None:
+        raise ValueError("query_coords and key_coords must both be tensors, or both None (positions 0 .. nk-1)")
+    else:
+        query_pos, key_pos = query_coords.to(qs[0].device), key_coords.to(qs[0].device)
     mask4 = None if attn_mask is None else _as_4d(attn_mask.to(qs[0].device))
 
-    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*qs, *ks, vc))
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*qs, *ks, vc) if t is not grouped_query)
     fused = _flash_with_lse is not None and qs[0].device.type == "cpu" and softcap is None and not grad
     window = thresholds[0]
-    banded = fused and len(thresholds) == 1 and mask4 is None and window >= 2 and nq > 0
-    if banded and _consecutive(query_pos, key_pos):
-        band_chunk = min(BAND_CHUNK, window - 1) if query_chunk is None else min(query_chunk, window - 1)
-        return _banded(qs[0], ks[0], qs[1], ks[1], vc, window, scale, band_chunk).to(out_dtype)
+    two_regions = len(thresholds) == 1 and mask4 is None
+    consecutive = two_regions and (default_positions or _consecutive(query_pos, key_pos))
+    if consecutive and nq == 1:  # decoding: one row of logits
+        q_grouped = qs[1] if grouped_query is None else convert(grouped_query(0, 1))
+        return _decode_step(qs[0], ks[0], q_grouped, ks[1], vc, window, scale, softcap).to(out_dtype)
+    if fused and consecutive and nq > 0:
+        if grouped_query is None:
+            grouped_query = lambda start, stop: qs[1][:, :, start:stop]  # noqa: E731
+        rows = BLOCK_ROWS if query_chunk is None else query_chunk
+        qn, kn, kg, vc = (t if t.stride(-1) == 1 else t.contiguous() for t in (qs[0], ks[0], ks[1], vc))
+        rows_of = lambda start, stop: grouped_query(start, stop).to(compute)  # noqa: E731
+        return _banded(qn, kn, rows_of, kg, vc, window, scale, rows).to(out_dtype)
+    if grouped_query is not None:  # the other schedules take whole tensors
+        qs[1] = convert(grouped_query(0, nq))
+    if default_positions:
+        key_pos = torch.arange(nk, device=qs[0].device)
+        query_pos = key_pos[nk - nq:]
     if query_chunk is None:
         per_row = b * hq * nk * qs[0].element_size() * (len(qs) + 1)
         query_chunk = QUERY_CHUNK if fused else max(1, min(256, MANUAL_CHUNK_BYTES // per_row))

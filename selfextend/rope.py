@@ -43,8 +43,26 @@ def rotate_pairs(x: torch.Tensor, positions: torch.Tensor, frequencies: torch.Te
     cos, sin = angles.cos().to(compute_dtype), angles.sin().to(compute_dtype)
     if positions.dim() == 2:  # [batch, seq, d/2] -> [batch, 1, seq, d/2] to broadcast over heads
         cos, sin = cos[:, None], sin[:, None]
-    x1, x2 = x.to(compute_dtype).chunk(2, dim=-1)
-    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
+    return turn_pairs(x, cos, sin)
+
+
+def turn_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """[x1 cos - x2 sin, x2 cos + x1 sin] for x = [x1, x2] [..., d] and cos, sin [..., d/2] (broadcasting).
+
+    Computed in cos's dtype and returned in x's. Written into one output tensor with one half-size
+    scratch: the same roundings as the textbook expression, without its five full-size temporaries.
+    """
+    x1, x2 = x.to(cos.dtype).chunk(2, dim=-1)
+    if torch.is_grad_enabled() and (x.requires_grad or cos.requires_grad or sin.requires_grad):
+        return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)  # autograd: no out=
+    out = torch.empty(torch.broadcast_shapes(x.shape, (*cos.shape[:-1], x.shape[-1])), dtype=cos.dtype,
+                      device=x.device)
+    first, second = out.chunk(2, dim=-1)
+    scratch = torch.mul(x2, sin)
+    torch.mul(x1, cos, out=first).sub_(scratch)  # x1 cos - x2 sin
+    torch.mul(x1, sin, out=scratch)
+    torch.mul(x2, cos, out=second).add_(scratch)  # x2 cos + x1 sin
+    return out.to(x.dtype)
 
 
 def rope_cos_sin(

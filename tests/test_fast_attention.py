@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from selfextend import fast_attention, merged_attention, self_extend_attention
-from selfextend.fast_attention import GROUPED, MIXED, NEIGHBOR, Segment, band_plan, fast_merged_attention, plan
+from selfextend.fast_attention import (GROUPED, MIXED, NEIGHBOR, Piece, Segment, band_plan, fast_merged_attention,
+                                       plan)
 
 ROUTES = ["banded", "segments", "manual"]
 
@@ -230,24 +231,67 @@ def test_plan_hand_checked():
 
 def test_band_plan_covers_every_pair_once():
     """The banded schedule's pieces tile exactly the causal triangle, each pair with the right q/k."""
-    for nq, nk, window, chunk in ((30, 30, 7, 4), (30, 30, 7, 100), (1, 40, 9, 8), (5, 40, 9, 3), (12, 12, 20, 5)):
+    for nq, nk, window, rows in ((30, 30, 7, 4), (30, 30, 7, 100), (1, 40, 9, 8), (5, 40, 9, 3), (12, 12, 20, 5),
+                                 (20, 26, 9, 6)):
         count = torch.zeros(nq, nk, dtype=torch.long)
-        grouped, chunks = band_plan(nq, nk, window, chunk)
-        for piece in grouped + [p for c in chunks for p in c]:
-            for r in range(piece.r0, piece.r1):
-                t = nk - nq + r
-                for j in range(piece.k0, piece.k1):
-                    offset = j - piece.k0
-                    taken = {
-                        "full": True,
-                        "causal": offset <= r - piece.r0,  # a square, top-left aligned
-                        "reversed": offset >= r - piece.r0,
-                        "band": j >= t - window + 1,
-                    }[piece.shape]
-                    if taken:
-                        assert (t - j >= window) == (piece.kind == GROUPED), (piece, r, j)
-                        count[r, j] += 1
-        assert torch.equal(count, torch.ones(nq, nk, dtype=torch.long).tril(nk - nq)), (nq, nk, window, chunk)
+        for block in band_plan(nq, nk, window, rows):
+            assert len({(p.r0, p.r1) for p in block}) == 1  # every piece of a block covers the block's rows
+            for piece in block:
+                for r in range(piece.r0, piece.r1):
+                    t = nk - nq + r
+                    for j in range(piece.k0, piece.k1):
+                        taken = {
+                            "full": True,
+                            "causal": j - piece.k0 <= r - piece.r0,  # a square, top-left aligned
+                            "band": t - window < j <= t,
+                        }[piece.shape]
+                        if taken:
+                            assert (t - j >= window) == (piece.kind == GROUPED), (piece, r, j)
+                            count[r, j] += 1
+        assert torch.equal(count, torch.ones(nq, nk, dtype=torch.long).tril(nk - nq)), (nq, nk, window, rows)
+
+
+def test_band_plan_hand_checked():
+    """10 tokens, w = 4, blocks of 3 rows: head rows 0..3 are plain causal; then grouped + band per block."""
+    blocks = band_plan(10, 10, 4, block_rows=3)
+    assert blocks[0] == [Piece(0, 4, 0, 4, NEIGHBOR, "causal")]
+    assert blocks[1] == [Piece(4, 7, 0, 3, GROUPED, "causal"), Piece(4, 7, 1, 7, NEIGHBOR, "band")]
+    assert blocks[2] == [Piece(7, 10, 3, 6, GROUPED, "causal"), Piece(7, 10, 0, 3, GROUPED, "full"),
+                         Piece(7, 10, 4, 10, NEIGHBOR, "band")]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "heads after rows"])
+def test_banded_batched_runs_match_loop(layout):
+    """Band runs batched on strided views: several batch rows, GQA, a partial last run, model-style strides."""
+    b, hq, hkv, n, d, window = 2, 4, 2, 90, 8, 24  # band runs of 3 rows; 90 - 24 rows is not a multiple of 4
+    args = list(make_inputs(b, hq, hkv, n, n, d))
+    if layout == "heads after rows":  # [b, n, h, d] storage seen as [b, h, n, d], as in transformers' attention
+        args[:5] = [t.transpose(1, 2).contiguous().transpose(1, 2) for t in args[:5]]
+    expected = merged_loop(*args, window, 0.4)
+    got = fast_merged_attention(*args, window, scale=0.4, query_chunk=32)
+    torch.testing.assert_close(got.double(), expected, atol=1e-5, rtol=0)
+
+
+def test_grouped_queries_as_a_function():
+    """q_grouped given as rows(start, stop) equals q_grouped given whole, on every schedule."""
+    args = list(make_inputs(2, 2, 1, 70, 70, 8))
+    whole = args[2]
+    calls = []
+
+    def rows(start, stop):
+        calls.append((start, stop))
+        return whole[:, :, start:stop]
+
+    for attn_mask in (None, torch.ones(70, 70, dtype=torch.bool).tril()):
+        expected = fast_merged_attention(*args, 20, scale=0.3, attn_mask=attn_mask)
+        args[2] = rows
+        got = fast_merged_attention(*args, 20, scale=0.3, attn_mask=attn_mask, query_chunk=16)
+        args[2] = whole
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    assert calls[:3] == [(20, 36), (36, 52), (52, 68)]  # the banded schedule: one block of rows at a time
+    assert calls[-1] == (0, 70)  # the general schedule takes them whole
+    with pytest.raises(ValueError, match="grouped queries"):
+        fast_merged_attention(rows, *args[1:], 20, scale=0.3)
 
 
 def test_dispatch_and_bad_input():

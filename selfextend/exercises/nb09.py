@@ -8,11 +8,9 @@ from .core import Case, Explain, Function, Value, Wrong
 
 
 def _calls() -> dict:
-    counts = {}
-    for name, (nq, nk) in (("prefill_calls", (16384, 16384)), ("decode_calls", (1, 16384))):
-        grouped, chunks = fast_attention.band_plan(nq, nk, 1024)
-        counts[name] = len(grouped) + sum(len(pieces) for pieces in chunks)
-    return counts
+    blocks = fast_attention.band_plan(16384, 16384, 1024)
+    return {"prefill_calls": sum(len(block) for block in blocks),
+            "band_calls": sum(piece.shape == "band" for block in blocks for piece in block)}
 
 
 def _merge(out1, lse1, out2, lse2):
@@ -45,19 +43,20 @@ def _not_finite(outputs) -> bool:
 
 EXERCISES = [
     Value(
-        prompt="Fused calls of the banded schedule: a 16,384-token prefill (w = 1024) and one decoding step.",
-        names=("prefill_calls", "decode_calls"),
+        prompt="Fused calls of the banded schedule for a 16,384-token prefill (w = 1024), and how many are band calls.",
+        names=("prefill_calls", "band_calls"),
         starter="prefill_calls = ____  # fused calls for a 16,384-token prefill, w = 1024 (fast_attention.band_plan)\n"
-                "decode_calls = ____   # fused calls for one query against a 16,384-token cache",
+                "band_calls = ____     # of them, batched neighbor-band calls (shape \"band\")",
         answer=_calls,
-        hints=["`grouped, chunks = fast_attention.band_plan(nq, nk, 1024)` returns the grouped pieces and, per "
-               "band chunk, its pieces.",
-               "Count both: `len(grouped) + sum(len(pieces) for pieces in chunks)`."],
+        hints=["`blocks = fast_attention.band_plan(16384, 16384, 1024)` returns, per block of query rows, its "
+               "pieces; each piece is one fused call.",
+               "`sum(len(block) for block in blocks)`, and count the pieces with `piece.shape == \"band\"`."],
         wrong=[
-            Wrong("you counted only the band: the grouped part is one more fused call (`len(grouped)`).",
-                  {"prefill_calls": _calls()["prefill_calls"] - 1, "decode_calls": _calls()["decode_calls"] - 1}),
-            Wrong("you counted the band chunks, not the calls: each chunk is up to three pieces, each one call.",
-                  {"prefill_calls": 1 + len(fast_attention.band_plan(16384, 16384, 1024)[1]), "decode_calls": 2}),
+            Wrong("you counted the blocks, not the calls: a block is up to three pieces (grouped full, grouped "
+                  "causal, the band), each one call.",
+                  {"prefill_calls": len(fast_attention.band_plan(16384, 16384, 1024)), "band_calls": _calls()["band_calls"]}),
+            Wrong("one band call per block of rows, not per run of rows: the runs of a block are the batch of one "
+                  "fused call.", {"prefill_calls": _calls()["prefill_calls"], "band_calls": (16384 - 1024) // 32}),
         ],
     ),
     Explain(

@@ -44,7 +44,7 @@ import torch
 from .._checks import check_positive_int
 from ..attention import IMPLEMENTATIONS, grouped_positions, merged_attention, queries_last_mask
 from ..positions import max_context_length
-from ..rope import rotate_pairs
+from ..rope import rotate_pairs, turn_pairs
 
 __all__ = ["SelfExtend", "apply", "max_supported_length"]
 
@@ -140,8 +140,7 @@ class GroupedRotations:
         cos, sin = self.cos_sin(kind, start, start + x.shape[2], inv_freq, compute)
         rotary_dim = 2 * inv_freq.shape[-1]
         rotary, passthrough = x[..., :rotary_dim], x[..., rotary_dim:]
-        x1, x2 = rotary.to(compute).chunk(2, dim=-1)  # the same arithmetic as rope.rotate_pairs
-        rotated = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
+        rotated = turn_pairs(rotary, cos, sin)  # the same arithmetic as rope.rotate_pairs
         return torch.cat((rotated, passthrough), dim=-1) if passthrough.shape[-1] else rotated
 
 
@@ -517,8 +516,7 @@ class SelfExtend:
             length = self._length if self._length is not None and nq <= self._length <= nk else nk
             if length < nk:  # a static cache's empty slots go
                 key, value = key[:, :, :length], value[:, :, :length]
-            key_pos = torch.arange(length, device=query.device)  # [length]
-            query_pos = key_pos[length - nq:]  # [nq]
+            query_pos = key_pos = None  # the kernels' default: 0 .. length - 1, queries last (nothing to check)
             mask, longest = None, length
         else:
             mask, (query_pos, key_pos, visible) = self._mask_positions(attention_mask, nq, nk, query.device)
@@ -535,7 +533,11 @@ class SelfExtend:
                 self._check_length(longest if isinstance(longest, int) else int(longest.sum(dim=-1).max()))
             inv_freq = _inverse_frequencies(self.rotary[module], module)
             if mask is None:  # positions 0..length-1: the shifts come from the shared table
-                query_grouped = self._rotations.rotate("query", query, longest - nq, inv_freq)
+                first = longest - nq  # position of query row 0
+
+                def query_grouped(start: int, stop: int) -> torch.Tensor:  # the fast path turns a block at a time
+                    return self._rotations.rotate("query", query[:, :, start:stop], first + start, inv_freq)
+
                 key_grouped = self._grouped_keys(module, key, inv_freq)
             else:
                 query_target, _ = grouped_positions(query_pos, self.group_size, self.window)

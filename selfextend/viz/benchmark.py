@@ -39,12 +39,11 @@ def segment_picture(nq: int, nk: int, window: int, query_chunk: int) -> np.ndarr
     return codes
 
 
-def band_picture(nq: int, nk: int, window: int, band_chunk: int):
+def band_picture(nq: int, nk: int, window: int, block_rows: int):
     """([nq, nk] cell codes, piece rectangles) of the banded schedule (``fast_attention.band_plan``)."""
     distance = np.arange(nk - nq, nk)[:, None] - np.arange(nk)[None, :]
     codes = np.where(distance < 0, _NOT_COMPUTED, np.where(distance >= window, _GROUPED, _NEIGHBOR))
-    grouped, chunks = band_plan(nq, nk, window, band_chunk)
-    return codes, grouped + [piece for pieces in chunks for piece in pieces]
+    return codes, [piece for block in band_plan(nq, nk, window, block_rows) for piece in block]
 
 
 def _piece_rows(piece, nq: int, nk: int, window: int) -> list[tuple[int, int, int]]:
@@ -54,10 +53,9 @@ def _piece_rows(piece, nq: int, nk: int, window: int) -> list[tuple[int, int, in
         lo, hi = piece.k0, piece.k1
         if piece.shape == "causal":
             hi = min(hi, piece.k0 + (r - piece.r0) + 1)
-        elif piece.shape == "reversed":
-            lo = piece.k0 + (r - piece.r0)
-        elif piece.shape == "band":
-            lo = max(lo, nk - nq + r - window + 1)
+        elif piece.shape == "band":  # row r's whole neighbor band t - w + 1 .. t
+            t = nk - nq + r
+            lo, hi = max(lo, t - window + 1), t + 1
         if lo < hi:
             rows.append((r, lo, hi))
     return rows
@@ -78,16 +76,16 @@ def _schedule_axes(ax, codes, title):
     ax.set_ylabel("query i")
 
 
-def plot_attention_schedule(nq: int, nk: int, window: int, query_chunk: int, band_chunk: int | None = None) -> Figure:
+def plot_attention_schedule(nq: int, nk: int, window: int, query_chunk: int, block_rows: int | None = None) -> Figure:
     """Two panels: the general per-chunk schedule (grouped-only, neighbor-only, mixed segments) and the
-    banded schedule (a few big causal / full / reversed pieces), for the default causal mask."""
-    band_chunk = band_chunk or max(1, window - 1)
+    banded schedule (blocks of rows: grouped full / causal pieces and the neighbor band), default causal mask."""
+    block_rows = block_rows or max(1, window)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 5.2))
     _schedule_axes(left, segment_picture(nq, nk, window, query_chunk),
                    f"general schedule: chunks of {query_chunk} queries")
     for row in range(query_chunk, nq, query_chunk):
         left.axhline(row - 0.5, color="black", linewidth=0.8)
-    codes, pieces = band_picture(nq, nk, window, band_chunk)
+    codes, pieces = band_picture(nq, nk, window, block_rows)
     _schedule_axes(right, codes, f"banded schedule: {len(pieces)} fused calls")
     for piece in pieces:
         rows = _piece_rows(piece, nq, nk, window)
