@@ -62,7 +62,13 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) benchmarks/bench_real_model.py --quick
+	$(PY) benchmarks/bench_gpu.py --device cpu --quick
 	$(PY) benchmarks/bench_attention.py --quick
+
+# The GPU route against SDPA on a CUDA machine (about a minute on an H200): rewrites figures/bench_gpu.csv.
+.PHONY: bench-gpu
+bench-gpu: $(STAMP)
+	$(PY) benchmarks/bench_gpu.py --publish
 
 # SelfExtend's relatives on the tiny LM (about 10 min on 2 cores): writes experiments/tiny_lm_relatives.json
 .PHONY: relatives-results

@@ -30,7 +30,15 @@ On CPU without autograd and without a softcap each segment is one call of torch'
 attention kernel (``_scaled_dot_product_flash_attention_for_cpu``, which returns l_s); otherwise
 (softcap, gradients, other devices) the chunk's logits over the used key range are built segment
 by segment and go through one ordinary softmax, which autograd differentiates. Memory is O(nq + nk)
-plus one chunk, and decoding (nq = 1) costs one attention row.
+plus one chunk.
+
+The common case, the default causal mask with consecutive positions, has its own schedules:
+* prefill (``band_plan``): blocks of BLOCK_ROWS query rows; a block's grouped keys are one full
+  rectangle and one causal square, its neighbor band one *batched* fused call (runs of up to
+  BAND_ROWS rows, each against its w + rows - 1 keys, are the batch, read through strided views with
+  one shared mask). The grouped queries may be handed over as a function of (start, stop), so they
+  are rotated one block at a time;
+* decoding (nq = 1, ``_decode_step``): one row of logits, one softmax, one product with v.
 
 Masked logits behave as in the reference: a finite minimum fill, so a fully masked (padding) row
 gets the mean of v over all keys instead of NaN.
@@ -318,8 +326,10 @@ def _band_mask(rows: int, window: int, dtype: torch.dtype, device) -> torch.Tens
     return _additive(((c >= r) & (c < r + window))[None, None], dtype)
 
 
-def _runs(x: torch.Tensor, runs: int, step: int, length: int, first: int) -> torch.Tensor:
-    """[runs, h, length, d] view of x [h, n, d]: run i is rows first + i * step .. + length - 1 (may overlap)."""
+def strided_runs(x: torch.Tensor, runs: int, step: int, length: int, first: int) -> torch.Tensor:
+    """[runs, h, length, d] view of x [h, n, d]: run i is rows first + i * step .. + length - 1 (may overlap).
+
+    No copy: the runs share x's storage, so overlapping key windows cost nothing (x's last dim contiguous)."""
     head_stride, row_stride, _ = x.stride()
     return x.as_strided((runs, x.shape[0], length, x.shape[2]), (step * row_stride, head_stride, row_stride, 1),
                         x.storage_offset() + first * row_stride)
@@ -338,8 +348,8 @@ def _band(piece: Piece, q, k, v, window: int, scale: float, band_rows: int, nq: 
     first_key = nk - nq + piece.r0 - window + 1  # of row r0's band
     for i in range(b):  # runs become the batch dimension of the fused call (overlapping key windows: no copy)
         if runs:
-            qs = _runs(q[i], runs, band_rows, band_rows, piece.r0)
-            ks, vs = (_runs(x[i], runs, band_rows, width, first_key) for x in (k, v))
+            qs = strided_runs(q[i], runs, band_rows, band_rows, piece.r0)
+            ks, vs = (strided_runs(x[i], runs, band_rows, width, first_key) for x in (k, v))
             o, l = _flash_with_lse(qs, ks, vs, attn_mask=mask, scale=scale)
             out[i, :, : runs * band_rows] = o.transpose(0, 1).reshape(hq, runs * band_rows, dv)
             lse[i, :, : runs * band_rows] = l.transpose(0, 1).reshape(hq, runs * band_rows)

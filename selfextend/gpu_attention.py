@@ -35,7 +35,7 @@ from collections.abc import Callable
 import torch
 
 from ._checks import check_positive_int
-from .fast_attention import GROUPED, NEIGHBOR, Piece
+from .fast_attention import GROUPED, NEIGHBOR, Piece, strided_runs
 
 
 Attend = Callable[..., tuple[torch.Tensor, torch.Tensor]]  # (q, k, v, scale, causal) -> (o, lse)
@@ -106,16 +106,8 @@ def math_attend(q, k, v, scale: float, causal: bool):
 
 
 def _runs(x: torch.Tensor, runs: int, step: int, length: int, first: int) -> torch.Tensor:
-    """[runs * b, h, length, d] view of x [b, h, n, d]: run i is rows first + i * step .. + length - 1.
-
-    For b > 1 the runs of each batch row are stacked (a copy); for b = 1 it is a view (no copy).
-    """
-    views = []
-    for row in x:  # [h, n, d]
-        head_stride, row_stride, _ = row.stride()
-        views.append(row.as_strided((runs, row.shape[0], length, row.shape[2]),
-                                    (step * row_stride, head_stride, row_stride, 1),
-                                    row.storage_offset() + first * row_stride))
+    """[runs * b, h, length, d] from x [b, h, n, d]: ``strided_runs`` of each batch row (b = 1: a view, no copy)."""
+    views = [strided_runs(row, runs, step, length, first) for row in x]
     return views[0] if len(views) == 1 else torch.cat(views)
 
 

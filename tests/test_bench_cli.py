@@ -1,9 +1,11 @@
 """benchmarks/bench_attention.py: where its files go. Quick and exploratory runs write the git-ignored
-results/, never the committed figures/ (only --publish, i.e. `make bench`, does). Parsing only: the
-benchmark itself takes minutes and is not run here."""
+results/, never the committed figures/ (only --publish, i.e. `make bench`, does). The full benchmark
+takes minutes and is not run here; its --quick mode (about a minute) is, so the script cannot rot."""
 from __future__ import annotations
 
+import csv
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,19 @@ def test_make_targets():
     assert "bench_attention.py" in dry["bench"] and "--publish" in dry["bench"]
     assert "--quick" in dry["bench-quick"] and "--publish" not in dry["bench-quick"]
     assert "figures" not in dry["bench-quick"]
+
+
+def test_quick_run_end_to_end(tmp_path):
+    """--quick: prefill 1k and 2k, a 4k decode cache, every method timed and measured, CSV and plot written."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_attention.py"), "--quick",
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 threads" in result.stdout and "CPU:" in result.stdout
+    rows = list(csv.DictReader(open(tmp_path / "bench_attention.csv", newline="")))
+    assert {(r["case"], r["length"], r["method"]) for r in rows} == {
+        (case, n, m) for case, n in (("prefill", "1024"), ("prefill", "2048"), ("decode", "4096"))
+        for m in ("sdpa", "naive", "fast")}
+    for row in rows:
+        assert float(row["time_ms"]) > 0 and float(row["peak_mib"]) > 0
+        assert float(row["time_vs_sdpa"]) > 0 and float(row["memory_vs_sdpa"]) > 0
+    assert (tmp_path / "bench_attention.png").stat().st_size > 0

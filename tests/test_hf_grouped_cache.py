@@ -45,6 +45,7 @@ def test_decoding_with_kept_grouped_keys_equals_recomputing_them():
         kept = saved(cache)
         assert kept is not None and kept.owner == handle.name and kept.length == 300 + 12
         assert kept.buffer.shape[2] <= kept.length + max(kept.length // 16, 256)  # grows by a sixteenth
+        assert kept.buffer.shape[2] == 300 + 256  # the prefill's buffer already had room for the 12 steps
         # what the attention used: every cached key turned to its grouped position from scratch
         inv_freq = model.model.rotary_emb.inv_freq
         fresh = integration.rotate_by(cache.layers[0].keys, (torch.arange(312) // G - torch.arange(312))[None],

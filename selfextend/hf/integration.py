@@ -150,8 +150,9 @@ class GroupedKeys:
     Stored on the cache layer itself, so they live and die with the cache. Valid while the layer's
     ``keys`` is the very tensor they were last extended from (checked before each update): any
     reorder, crop or reset replaces that tensor and the rows are turned again from scratch.
-    Rows are appended into a buffer that grows by a sixteenth (at least 256 rows), so a decoding step
-    costs O(new rows), not O(N), and the buffer holds at most max(N / 16, 256) rows more than the keys.
+    Rows are appended into a buffer that starts and grows with a sixteenth to spare (at least 256 rows),
+    so a decoding step costs O(new rows), not O(N), the first steps after a prefill allocate nothing,
+    and the buffer holds at most max(N / 16, 256) rows more than the keys.
     """
 
     def __init__(self, owner: str, inv_freq: torch.Tensor):
@@ -167,8 +168,10 @@ class GroupedKeys:
                 or self.buffer.dtype != key.dtype or self.buffer.device != key.device:
             self.buffer, self.length = None, 0
         if self.buffer is None or self.buffer.shape[2] < nk:
-            capacity = 0 if self.buffer is None else self.buffer.shape[2]
-            capacity = nk if capacity == 0 else max(nk, capacity + max(capacity // 16, 256))  # grow by 1/16
+            # Room for the decoding steps to come from the start (a prefill's buffer that grew at the first
+            # step would leave its old copy in the allocator's heap), then growth by a sixteenth.
+            capacity = nk if self.buffer is None else self.buffer.shape[2]
+            capacity = max(nk, capacity + max(capacity // 16, 256))
             grown = key.new_empty(*key.shape[:2], capacity, key.shape[3])
             if self.length:
                 grown[:, :, :self.length] = self.buffer[:, :, :self.length]
