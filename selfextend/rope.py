@@ -46,17 +46,21 @@ def rotate_pairs(x: torch.Tensor, positions: torch.Tensor, frequencies: torch.Te
     return turn_pairs(x, cos, sin)
 
 
-def turn_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def turn_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """[x1 cos - x2 sin, x2 cos + x1 sin] for x = [x1, x2] [..., d] and cos, sin [..., d/2] (broadcasting).
 
     Computed in cos's dtype and returned in x's. Written into one output tensor with one half-size
     scratch: the same roundings as the textbook expression, without its five full-size temporaries.
+    ``out`` (x's shape, cos's dtype, e.g. rows of a cache buffer) receives the result in place.
     """
     x1, x2 = x.to(cos.dtype).chunk(2, dim=-1)
     if torch.is_grad_enabled() and (x.requires_grad or cos.requires_grad or sin.requires_grad):
         return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)  # autograd: no out=
-    out = torch.empty(torch.broadcast_shapes(x.shape, (*cos.shape[:-1], x.shape[-1])), dtype=cos.dtype,
-                      device=x.device)
+    shape = torch.broadcast_shapes(x.shape, (*cos.shape[:-1], x.shape[-1]))
+    if out is None:
+        out = torch.empty(shape, dtype=cos.dtype, device=x.device)
+    elif out.shape != shape or out.dtype != cos.dtype:
+        raise ValueError(f"out must have shape {tuple(shape)} and dtype {cos.dtype}, got {tuple(out.shape)}, {out.dtype}")
     first, second = out.chunk(2, dim=-1)
     scratch = torch.mul(x2, sin)
     torch.mul(x1, cos, out=first).sub_(scratch)  # x1 cos - x2 sin

@@ -134,14 +134,18 @@ class GroupedRotations:
             self._tables[key] = entry
         return entry[1][start:stop], entry[2][start:stop]
 
-    def rotate(self, kind: str, x: torch.Tensor, start: int, inv_freq: torch.Tensor) -> torch.Tensor:
-        """Rotated x [b, h, n, d] at positions start..start+n-1 turned to its grouped position."""
+    def rotate(self, kind: str, x: torch.Tensor, start: int, inv_freq: torch.Tensor,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+        """Rotated x [b, h, n, d] at positions start..start+n-1 turned to its grouped position (into ``out``)."""
         compute = torch.float64 if x.dtype == torch.float64 else torch.float32
         cos, sin = self.cos_sin(kind, start, start + x.shape[2], inv_freq, compute)
         rotary_dim = 2 * inv_freq.shape[-1]
         rotary, passthrough = x[..., :rotary_dim], x[..., rotary_dim:]
-        rotated = turn_pairs(rotary, cos, sin)  # the same arithmetic as rope.rotate_pairs
-        return torch.cat((rotated, passthrough), dim=-1) if passthrough.shape[-1] else rotated
+        if out is not None and not passthrough.shape[-1] and out.dtype == compute:  # straight into out: no temporary
+            return turn_pairs(rotary, cos, sin, out=out)  # the same arithmetic as rope.rotate_pairs
+        rotated = turn_pairs(rotary, cos, sin)
+        rotated = torch.cat((rotated, passthrough), dim=-1) if passthrough.shape[-1] else rotated
+        return rotated if out is None else out.copy_(rotated)
 
 
 class GroupedKeys:
@@ -177,7 +181,8 @@ class GroupedKeys:
                 grown[:, :, :self.length] = self.buffer[:, :, :self.length]
             self.buffer = grown
         if nk > self.length:
-            self.buffer[:, :, self.length:nk] = rotations.rotate("key", key[:, :, self.length:nk], self.length, inv_freq)
+            rotations.rotate("key", key[:, :, self.length:nk], self.length, inv_freq,
+                             out=self.buffer[:, :, self.length:nk])  # written in place: no key-sized temporary
         self.length = nk
         self.source = weakref.ref(key)
         return self.buffer[:, :, :nk]
