@@ -55,7 +55,7 @@ checkpoints: $(STAMP)
 
 # Speed and memory against torch SDPA (minutes; not part of the tests). The committed run: rewrites
 # figures/bench_attention.* (prefill up to 32k) and figures/bench_real_model.* (SmolLM2-135M end to end,
-# prefill up to 16k: about an hour on 2 cores). bench-quick: smoke runs into results/ (git-ignored).
+# prefill up to 16k: about 15 minutes on a quiet 2-core machine). bench-quick: smoke runs into results/ (git-ignored).
 bench: $(STAMP)
 	$(PY) benchmarks/bench_real_model.py --publish
 	$(PY) benchmarks/bench_attention.py --publish
