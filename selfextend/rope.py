@@ -55,7 +55,8 @@ def turn_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch
     """
     x1, x2 = x.to(cos.dtype).chunk(2, dim=-1)
     if torch.is_grad_enabled() and (x.requires_grad or cos.requires_grad or sin.requires_grad):
-        return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)  # autograd: no out=
+        turned = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)  # autograd: ops without out=
+        return turned.to(x.dtype) if out is None else out.copy_(turned)
     shape = torch.broadcast_shapes(x.shape, (*cos.shape[:-1], x.shape[-1]))
     if out is None:
         out = torch.empty(shape, dtype=cos.dtype, device=x.device)

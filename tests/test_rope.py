@@ -79,3 +79,19 @@ def test_rotate_pairs_with_scaled_frequencies_is_interpolation():
     x = torch.randn(16, dtype=torch.float64)
     turned = rotate_pairs(x[None], torch.tensor([40]), inverse_frequencies(16) / 4)[0]
     assert torch.allclose(turned, naive_rotation(x, 10), atol=1e-12)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_turn_pairs_into_out_equals_the_textbook_expression(grad):
+    """turn_pairs writes rows of a buffer in place, with or without autograd, layout of x not contiguous."""
+    from selfextend.rope import turn_pairs
+
+    x = torch.randn(1, 5, 2, 8).transpose(1, 2).requires_grad_(grad)  # [b, h, n, d] seen through [b, n, h, d]
+    cos, sin = torch.randn(5, 4), torch.randn(5, 4)
+    x1, x2 = x.detach().chunk(2, dim=-1)
+    expected = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+    buffer = torch.zeros(1, 2, 9, 8)
+    turn_pairs(x, cos, sin, out=buffer[:, :, 3:8])
+    assert torch.equal(buffer[:, :, 3:8].detach(), expected)
+    assert not buffer[:, :, :3].any() and not buffer[:, :, 8:].any()
+    assert torch.equal(turn_pairs(x, cos, sin).detach(), expected)
