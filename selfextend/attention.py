@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from einops import repeat
 
 from ._checks import check_float_tensor, check_positions, check_positive_int
-from .fast_attention import _consecutive, as_thresholds, fast_merged_attention, fast_region_attention
+from .fast_attention import (_consecutive, as_thresholds, default_positions, fast_merged_attention,
+                             fast_region_attention)
 from .gpu_attention import gpu_merged_attention
 from .rope import apply_rope
 
@@ -186,8 +187,7 @@ def region_attention(
         )
     qs = [q(0, nq) if callable(q) else q for q in qs]  # lazily rotated grouped queries: the reference needs all
     if key_coords is None:  # the default positions: 0 .. nk-1, queries last
-        key_coords = torch.arange(nk, device=ks[0].device)
-        query_coords = key_coords[nk - nq:]
+        query_coords, key_coords = default_positions(nq, nk, ks[0].device)
     n_rep = qs[0].shape[1] // ks[0].shape[1]
     if n_rep > 1:  # grouped-query attention: head h reads kv head h // n_rep
         ks = [repeat(t, "b h n d -> b (h r) n d", r=n_rep) for t in ks]

@@ -245,23 +245,19 @@ def _fold(acc, part):
 def _consecutive(query_positions: torch.Tensor, key_positions: torch.Tensor) -> bool:
     """True when the key positions are offset + 0, 1, 2, ... (per row) and the queries are the last ones."""
     nq, nk = query_positions.shape[-1], key_positions.shape[-1]
-    if nk == 0:
+    steps = torch.arange(nk, device=key_positions.device)
+    if not bool((key_positions - key_positions[..., :1] == steps).all()):
         return False
-    if key_positions.dim() == 1:  # the common case in few operations (it runs before every decoding step)
-        first = int(key_positions[0])
-        steps = torch.arange(first, first + nk, device=key_positions.device, dtype=key_positions.dtype)
-        if not torch.equal(key_positions, steps):
-            return False
-        if query_positions.dim() == 1:
-            return torch.equal(query_positions, steps[nk - nq:])
-    else:
-        steps = torch.arange(nk, device=key_positions.device)
-        if not bool((key_positions - key_positions[..., :1] == steps).all()):
-            return False
     tail = key_positions[..., nk - nq:]
     if query_positions.dim() == 2 and tail.dim() == 2 and query_positions.shape[0] != tail.shape[0]:
         return False  # one row of keys per batch row against one row of queries for all: compare rows
     return bool((query_positions == tail).all())
+
+
+def default_positions(nq: int, nk: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(query, key) positions meant by None, None: keys 0 .. nk-1, the queries the last nq of them."""
+    keys = torch.arange(nk, device=device)
+    return keys[nk - nq:], keys
 
 
 @dataclass(frozen=True)
@@ -300,23 +296,38 @@ def band_plan(nq: int, nk: int, window: int, block_rows: int = BLOCK_ROWS) -> li
     """
     window = check_positive_int("window", window)
     block_rows = check_positive_int("block_rows", block_rows)
+    head, pieces = head_pieces(nq, nk, window)
+    blocks = [pieces] if head else []
     offset = nk - nq  # key index of query row 0
-    head = min(nq, max(0, window - offset))  # rows r < head have t < w
-    blocks = []
-    if head:
-        pieces = [Piece(0, head, offset, offset + head, NEIGHBOR, "causal")]
-        if offset:
-            pieces.append(Piece(0, head, 0, offset, NEIGHBOR, "full"))
-        blocks.append(pieces)
     for r0 in range(head, nq, block_rows):
         r1 = min(nq, r0 + block_rows)
-        split = offset + r0 - window  # >= 0: grouped keys of row r0 are 0 .. split
-        pieces = [Piece(r0, r1, split, split + (r1 - r0), GROUPED, "causal")]
-        if split:
-            pieces.append(Piece(r0, r1, 0, split, GROUPED, "full"))
+        pieces = grouped_pieces(r0, r1, offset, window)
         pieces.append(Piece(r0, r1, offset + r0 - window + 1, offset + r1, NEIGHBOR, "band"))
         blocks.append(pieces)
     return blocks
+
+
+def head_pieces(nq: int, nk: int, window: int) -> tuple[int, list[Piece]]:
+    """(head, pieces): rows r < head have t = nk - nq + r < w, so no grouped key; their neighbor keys
+    0 .. t are one causal square, plus a full rectangle of the keys before the first query when nq < nk."""
+    offset = nk - nq  # key index of query row 0
+    head = min(nq, max(0, window - offset))
+    if not head:
+        return 0, []
+    pieces = [Piece(0, head, offset, offset + head, NEIGHBOR, "causal")]
+    if offset:
+        pieces.append(Piece(0, head, 0, offset, NEIGHBOR, "full"))
+    return head, pieces
+
+
+def grouped_pieces(r0: int, r1: int, offset: int, window: int) -> list[Piece]:
+    """The grouped keys j <= t - w of rows r0 .. r1-1 (all with t >= w; row r at key index offset + r):
+    a causal square from s = t(r0) - w, plus the full rectangle of keys 0 .. s-1 when s > 0."""
+    split = offset + r0 - window  # >= 0: grouped keys of row r0 are 0 .. split
+    pieces = [Piece(r0, r1, split, split + (r1 - r0), GROUPED, "causal")]
+    if split:
+        pieces.append(Piece(r0, r1, 0, split, GROUPED, "full"))
+    return pieces
 
 
 def _band_mask(rows: int, window: int, dtype: torch.dtype, device) -> torch.Tensor:
@@ -554,8 +565,8 @@ def fast_region_attention(
     convert = lambda t: t if t.dtype == compute else t.to(compute)  # noqa: E731
     qs = [t if t is grouped_query else convert(t) for t in qs]
     ks, vc = [convert(t) for t in ks], convert(v)
-    default_positions = query_coords is None and key_coords is None
-    if default_positions:  # 0 .. nk-1, queries last: consecutive by definition, nothing to check
+    positions_default = query_coords is None and key_coords is None
+    if positions_default:  # 0 .. nk-1, queries last: consecutive by definition, nothing to check
         query_pos = key_pos = None
     elif query_coords is None or key_coords is None:
         raise ValueError("query_coords and key_coords must both be tensors, or both None (positions 0 .. nk-1)")
@@ -567,7 +578,7 @@ def fast_region_attention(
     fused = _flash_with_lse is not None and qs[0].device.type == "cpu" and softcap is None and not grad
     window = thresholds[0]
     two_regions = len(thresholds) == 1 and mask4 is None
-    consecutive = two_regions and (default_positions or _consecutive(query_pos, key_pos))
+    consecutive = two_regions and (positions_default or _consecutive(query_pos, key_pos))
     if consecutive and nq == 1:  # decoding: one row of logits
         q_grouped = qs[1] if grouped_query is None else convert(grouped_query(0, 1))
         return _decode_step(qs[0], ks[0], q_grouped, ks[1], vc, window, scale, softcap).to(out_dtype)
@@ -576,13 +587,12 @@ def fast_region_attention(
             grouped_query = lambda start, stop: qs[1][:, :, start:stop]  # noqa: E731
         rows = BLOCK_ROWS if query_chunk is None else query_chunk
         qn, kn, kg, vc = (t if t.stride(-1) == 1 else t.contiguous() for t in (qs[0], ks[0], ks[1], vc))
-        rows_of = lambda start, stop: grouped_query(start, stop).to(compute)  # noqa: E731
+        rows_of = lambda start, stop: convert(grouped_query(start, stop))  # noqa: E731
         return _banded(qn, kn, rows_of, kg, vc, window, scale, rows).to(out_dtype)
     if grouped_query is not None:  # the other schedules take whole tensors
         qs[1] = convert(grouped_query(0, nq))
-    if default_positions:
-        key_pos = torch.arange(nk, device=qs[0].device)
-        query_pos = key_pos[nk - nq:]
+    if positions_default:
+        query_pos, key_pos = default_positions(nq, nk, qs[0].device)
     if query_chunk is None:
         per_row = b * hq * nk * qs[0].element_size() * (len(qs) + 1)
         query_chunk = QUERY_CHUNK if fused else max(1, min(256, MANUAL_CHUNK_BYTES // per_row))

@@ -35,7 +35,7 @@ from collections.abc import Callable
 import torch
 
 from ._checks import check_positive_int
-from .fast_attention import GROUPED, NEIGHBOR, Piece, strided_runs
+from .fast_attention import GROUPED, NEIGHBOR, Piece, grouped_pieces, head_pieces, strided_runs
 
 
 Attend = Callable[..., tuple[torch.Tensor, torch.Tensor]]  # (q, k, v, scale, causal) -> (o, lse)
@@ -49,19 +49,11 @@ def gpu_plan(nq: int, nk: int, window: int, chunk_rows: int | None = None) -> li
     if window < 2:
         raise ValueError(f"window must be >= 2 for the GPU schedule, got {window}")
     chunk_rows = window - 1 if chunk_rows is None else min(check_positive_int("chunk_rows", chunk_rows), window - 1)
-    offset = nk - nq  # key index of query row 0
-    head = min(nq, max(0, window - offset))  # rows with t < w: no grouped key
-    pieces = []
-    if head:
-        pieces.append(Piece(0, head, offset, offset + head, NEIGHBOR, "causal"))
-        if offset:
-            pieces.append(Piece(0, head, 0, offset, NEIGHBOR, "full"))
+    head, pieces = head_pieces(nq, nk, window)  # rows with t < w: no grouped key
     if head == nq:
         return pieces
-    split = offset + head - window  # grouped keys of row `head` are 0 .. split
-    pieces.append(Piece(head, nq, split, split + nq - head, GROUPED, "causal"))
-    if split:
-        pieces.append(Piece(head, nq, 0, split, GROUPED, "full"))
+    offset = nk - nq  # key index of query row 0
+    pieces += grouped_pieces(head, nq, offset, window)  # one block: every row with a grouped key
     for r0 in range(head, nq, chunk_rows):
         r1 = min(nq, r0 + chunk_rows)
         rows, t0 = r1 - r0, offset + r0
