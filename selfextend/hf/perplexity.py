@@ -34,10 +34,16 @@ def token_nll(model, ids: torch.Tensor, slice_size: int = 2048, dtype: torch.dty
               position_ids: torch.Tensor | None = None) -> torch.Tensor:
     """Next-token NLL [n - 1] (float64) of ids [n], one forward; log-softmax in ``dtype``, a slice at a time.
 
-    ``position_ids`` [n] (default 0..n-1) are the RoPE positions the model is given.
+    ``position_ids`` [n] (default 0..n-1) are the RoPE positions the model is given. The attention
+    mask is always passed, all ones (one sequence, no padding): without it, transformers (>= 5) reads
+    position ids that do not rise by exactly 1 as *packed sequences* and lets each token see only its
+    own "sequence" (``masking_utils.find_packed_sequence_indices``); with p // 2 that is the token and
+    its neighbour. An explicit mask keeps the ordinary causal mask for every choice of positions.
     """
-    extra = {} if position_ids is None else {"position_ids": position_ids[None].to(model.device)}
-    logits = model(input_ids=ids[None].to(model.device), use_cache=False, **extra).logits[0, :-1]  # [n - 1, vocab]
+    device = model.device
+    extra = {} if position_ids is None else {"position_ids": position_ids[None].to(device)}
+    mask = torch.ones(1, ids.numel(), dtype=torch.long, device=device)  # never "packed": see above
+    logits = model(input_ids=ids[None].to(device), attention_mask=mask, use_cache=False, **extra).logits[0, :-1]
     targets = ids[1:].to(logits.device)
     out = torch.empty(targets.numel(), dtype=torch.float64)
     for start in range(0, targets.numel(), slice_size):

@@ -154,8 +154,8 @@ def method_settings(name: str, context: int, n_tokens: int) -> dict:
     kind, params = METHODS[name]
     if kind == "selfextend":
         return {"kind": kind, "group_size": params["group_size"], "window": scaled_window(params["window"], context)}
-    if kind == "grouped":
-        return {"kind": kind, "group_size": params["group_size"]}
+    if kind == "grouped":  # "explicit": token_nll passes the attention mask, so p // g is never read as packed
+        return {"kind": kind, "group_size": params["group_size"], "attention_mask": "explicit"}
     if kind == "rope":
         return {"kind": kind, "rope_type": params["rope_type"], "factor": max(1.0, n_tokens / context)}
     return {"kind": kind}
