@@ -19,6 +19,7 @@ The folders are the architecture; imports point only down this list:
 ``import selfextend`` loads the mechanism only: no transformers, no matplotlib.
 """
 from .attention import merged_attention, rope_attention, self_extend_attention
+from .fast_attention import sliding_window_attention
 from .module import SelfExtendAttn
 from .positions import (
     causal_mask,
@@ -54,4 +55,5 @@ __all__ = [
     "rotate_half",
     "rotate_pairs",
     "self_extend_attention",
+    "sliding_window_attention",
 ]

@@ -40,6 +40,9 @@ The common case, the default causal mask with consecutive positions, has its own
   are rotated one block at a time;
 * decoding (nq = 1, ``_decode_step``): one row of logits, one softmax, one product with v.
 
+Sliding-window attention (``sliding_window_attention``, Mistral's window: keys 0 <= i - j < w) is
+the neighbor band alone: ``sliding_window_plan`` is ``band_plan`` with the grouped pieces dropped.
+
 Masked logits behave as in the reference: a finite minimum fill, so a fully masked (padding) row
 gets the mean of v over all keys instead of NaN.
 """
@@ -50,7 +53,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import check_positive_int
+from ._checks import check_float_tensor, check_positive_int
 
 GROUPED, NEIGHBOR, MIXED = "grouped", "neighbor", "mixed"
 _MIXED_CODE = 127  # int8 code of a key whose region differs between rows of the chunk
@@ -623,3 +626,105 @@ def fast_region_attention(
                 result = torch.where(dead, mean_v, result)
         out[:, :, start:end] = result
     return out.to(out_dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sliding-window attention: SelfExtend's neighbor band alone (the grouped part dropped)
+# ----------------------------------------------------------------------------------------------
+
+SLIDING_CHUNK = 256  # query rows per block of the fallback path: its mask is [rows, rows + w - 1]
+
+
+def sliding_window_plan(nq: int, nk: int, window: int, block_rows: int = BLOCK_ROWS) -> list[list[Piece]]:
+    """``band_plan`` without its grouped pieces: per block of query rows, the pieces of the window.
+
+    Row r (key index t = nk - nq + r) attends keys t - w + 1 .. t. Head rows (t < w) keep the whole
+    causal prefix 0 .. t (all of it lies inside the window); every later block is one "band" piece.
+    """
+    return [[p for p in block if p.kind != GROUPED] for block in band_plan(nq, nk, window, block_rows)]
+
+
+def _sliding_banded(q, k, v, window: int, scale: float, block_rows: int) -> torch.Tensor:
+    """The ``sliding_window_plan`` schedule on the fused CPU kernel, block by block (folded per block)."""
+    b, hq, nq, _ = q.shape
+    band_rows = band_rows_for(window)
+    out = torch.empty(b, hq, nq, v.shape[-1], dtype=v.dtype, device=v.device)
+    for pieces in sliding_window_plan(nq, k.shape[2], window, block_rows):
+        r0, r1 = pieces[0].r0, pieces[0].r1
+        parts = [_run_piece(p, q if p.shape == "band" else q[:, :, r0:r1], k, v, window, scale, nq, band_rows)
+                 for p in pieces]
+        _fold_into(out[:, :, r0:r1], parts)
+    return out
+
+
+def _sliding_chunked(q, k, v, window: int, scale: float, rows: int) -> torch.Tensor:
+    """Fallback (autograd, other devices): blocks of ``rows`` queries, each with a [rows, rows + w - 1] mask."""
+    b, hq, nq, _ = q.shape
+    hkv, nk = k.shape[1], k.shape[2]
+    offset = nk - nq  # key index of query row 0
+    blocks = []
+    for r0 in range(0, nq, rows):
+        r1 = min(nq, r0 + rows)
+        k0, k1 = max(0, offset + r0 - window + 1), offset + r1  # the keys any row of the block attends
+        t = torch.arange(offset + r0, offset + r1, device=q.device)[:, None]
+        j = torch.arange(k0, k1, device=q.device)[None, :]
+        allowed = (j <= t) & (t - j < window)  # [rows, keys]: 0 <= t - j < w
+        ks, vs = k[:, :, k0:k1], v[:, :, k0:k1]
+        if hq != hkv:  # grouped-query attention: a kv head serves hq // hkv query heads
+            ks, vs = (x.repeat_interleave(hq // hkv, dim=1) for x in (ks, vs))
+        blocks.append(torch.nn.functional.scaled_dot_product_attention(
+            q[:, :, r0:r1], ks, vs, attn_mask=allowed, scale=scale))
+    return torch.cat(blocks, dim=2)
+
+
+def _sliding_decode(q, k, v, window: int, scale: float) -> torch.Tensor:
+    """One query at the last position: one row of logits over the last min(w, nk) keys, one softmax."""
+    b, hq, _, d = q.shape
+    hkv, nk = k.shape[1], k.shape[2]
+    keys = slice(max(0, nk - window), nk)
+    x = (q.reshape(b, hkv, hq // hkv, d) * scale) @ k[:, :, keys].transpose(-1, -2)  # [b, hkv, rep, keys]
+    return (torch.softmax(x, dim=-1) @ v[:, :, keys]).reshape(b, hq, 1, v.shape[-1])
+
+
+def _check_sliding_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    """Raise ValueError unless q [b, hq, nq, d], k [b, hkv, nk, d], v [b, hkv, nk, dv] fit together."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_float_tensor(name, t, ndim=4)
+    b, hq, nq, d = q.shape
+    if k.shape[0] != b or k.shape[3] != d:
+        raise ValueError(f"k must have shape [b, hkv, nk, d] = [{b}, hkv, nk, {d}], got {tuple(k.shape)}")
+    if v.shape[:3] != k.shape[:3]:
+        raise ValueError(f"v must have shape [b, hkv, nk, dv] with k's {tuple(k.shape[:3])}, got {tuple(v.shape)}")
+    if k.shape[1] < 1 or hq % k.shape[1]:
+        raise ValueError(f"q's heads ({hq}) must be a multiple of k's heads ({k.shape[1]})")
+    if nq > k.shape[2]:
+        raise ValueError(f"q must have at most nk = {k.shape[2]} rows (the queries are the last nq keys), got {nq}")
+
+
+def sliding_window_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, *, scale: float
+) -> torch.Tensor:
+    """Exact sliding-window attention on rotated q [b, hq, nq, d], k, v [b, hkv, nk, d] -> [b, hq, nq, d].
+
+    Query row r sits at key index t = nk - nq + r (queries last) and attends keys j with
+    0 <= t - j < window, one softmax (Mistral 7B: "each token can attend to at most W tokens from
+    the previous layer"). SelfExtend's neighbor band with the grouped part dropped: nothing of size
+    nq x nk is ever allocated. On CPU without autograd the ``sliding_window_plan`` schedule runs on
+    the fused flash kernel; else blocks of query rows with a small mask go through torch SDPA.
+    GQA: hq a multiple of hkv. Returns v's dtype.
+    """
+    window = check_positive_int("window", window)
+    _check_sliding_inputs(q, k, v)
+    b, hq, nq, _ = q.shape
+    out_dtype = v.dtype
+    compute = torch.float64 if out_dtype == torch.float64 else torch.float32
+    q, k, v = (t if t.dtype == compute else t.to(compute) for t in (q, k, v))
+    if nq == 0:
+        return torch.empty(b, hq, 0, v.shape[-1], dtype=out_dtype, device=v.device)
+    if nq == 1:  # decoding: the last min(w, nk) keys
+        return _sliding_decode(q, k, v, window, scale).to(out_dtype)
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+    if _flash_with_lse is not None and q.device.type == "cpu" and not grad:
+        q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
+        return _sliding_banded(q, k, v, window, scale, BLOCK_ROWS).to(out_dtype)
+    return _sliding_chunked(q, k, v, window, scale, SLIDING_CHUNK).to(out_dtype)

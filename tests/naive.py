@@ -116,6 +116,8 @@ def relative_rule(name, params, i, j):
         if j < sinks:
             return min(i, sinks + recent - 1) - j
         return None
+    if name == "sliding_window":  # Mistral: "each token can attend to at most W tokens"
+        return d if d < params["W"] else None
     raise ValueError(name)
 
 

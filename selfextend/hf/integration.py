@@ -282,16 +282,15 @@ class SelfExtend:
     ``implementation`` is passed to ``selfextend.attention.merged_attention``. Inference only.
     """
 
+    _title = "SelfExtend"  # the method's name in messages (subclasses: their own)
+
     def __init__(self, model: torch.nn.Module, group_size: int, window: int, *, implementation: str = "auto"):
         self.group_size = check_positive_int("group_size", group_size)
         self.window = check_positive_int("window", window)
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f"implementation must be one of {sorted(IMPLEMENTATIONS)}, got {implementation!r}")
         self.implementation = implementation
-        config = getattr(model, "config", None)
-        if not isinstance(model, torch.nn.Module) or config is None:
-            raise ValueError(f"model must be a transformers model (an nn.Module with a .config), got {type(model).__name__}")
-        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        text_config = _text_config(model)
         self.max_position_embeddings = getattr(text_config, "max_position_embeddings", None)
         if self.max_position_embeddings is not None and self.window >= self.max_position_embeddings:
             raise ValueError(
@@ -302,6 +301,11 @@ class SelfExtend:
             None if self.max_position_embeddings is None
             else max_supported_length(self.max_position_embeddings, self.group_size, self.window)
         )
+        self._rotations = GroupedRotations(self.group_size, self.window)
+        self._start(model)
+
+    def _start(self, model: torch.nn.Module) -> None:
+        """The state shared by every handle, then find the layers and switch the attention."""
         self.model = model
         self.calls = 0  # SelfExtend attention calls in the last forward (all layers)
         self.position_counts = 0  # positions counted from a mask in the last forward (once per mask)
@@ -313,7 +317,6 @@ class SelfExtend:
         self._warned_length = False
         self._length_checked = False
         self._reached: set = set()
-        self._rotations = GroupedRotations(self.group_size, self.window)
         self._cache_layers: dict = {}  # attention module -> its DynamicLayer in this forward, if any
         self._inspect(model)
         self._attach()
@@ -324,14 +327,14 @@ class SelfExtend:
         layers = _attention_layers(model)
         if not layers:
             raise ValueError(
-                f"found no attention layers in {type(model).__name__} that SelfExtend can drive "
+                f"found no attention layers in {type(model).__name__} that {self._title} can drive "
                 "(expected decoder modules named *Attention with a layer_idx, as in transformers >= 5)"
             )
         bypass = [name for name, module in layers if _dispatches_through_interface(module) is False]
         if bypass:
             raise ValueError(
                 f"attention layers {bypass[:3]}{'...' if len(bypass) > 3 else ''} do not dispatch through "
-                "transformers.AttentionInterface, so SelfExtend would never be reached; "
+                f"transformers.AttentionInterface, so {self._title} would never be reached; "
                 "use a transformers >= 5 model class (not remote code that hard-codes its attention)"
             )
         self.layer_names = {module: name for name, module in layers}
@@ -339,9 +342,8 @@ class SelfExtend:
         for name, module in layers:
             rotary = _rotary_embedding(model, name)
             if rotary is None or not (hasattr(rotary, "inv_freq") or hasattr(module, "layer_type")):
-                raise ValueError(
-                    f"layer {name!r} has no rotary embedding (rotary_emb with inv_freq): SelfExtend needs a RoPE model"
-                )
+                raise ValueError(f"layer {name!r} has no rotary embedding (rotary_emb with inv_freq): "
+                                 f"{self._title} needs a RoPE model")
             self.rotary[module] = rotary
         local = [name for name, module in layers if _is_local_layer(module)]
         uniform_window = getattr(layers[0][1].config, "sliding_window", None)
@@ -349,11 +351,11 @@ class SelfExtend:
             raise ValueError(
                 f"every attention layer uses a sliding window (config.sliding_window={uniform_window}); the "
                 "model would never see past it. Set model.config.sliding_window = None before applying "
-                "SelfExtend, as the paper does for Mistral"
+                f"{self._title}, as the paper does for Mistral"
             )
         if len(local) == len(layers):
             raise ValueError(
-                "every attention layer is a sliding-window layer, so SelfExtend has nothing to extend; "
+                f"every attention layer is a sliding-window layer, so {self._title} has nothing to extend; "
                 "load the model with sliding windows disabled (e.g. use_sliding_window=False for Qwen2)"
             )
         self.local_layers = local
@@ -371,7 +373,8 @@ class SelfExtend:
         if hasattr(model, _MARKER) or any(
             str(config._attn_implementation).startswith(_NAME_PREFIX) for config in configs.values()
         ):
-            raise ValueError("SelfExtend is already applied to this model: call .remove() on that handle first")
+            title = getattr(getattr(model, _MARKER, None), "_title", "SelfExtend")
+            raise ValueError(f"{title} is already applied to this model: call .remove() on that handle first")
         self._configs = list(configs.values())
 
     def _attach(self) -> None:
@@ -420,7 +423,7 @@ class SelfExtend:
 
     @property
     def active(self) -> bool:
-        """Whether SelfExtend is currently applied."""
+        """Whether the handle is currently applied."""
         return self._active
 
     def __enter__(self) -> SelfExtend:
@@ -482,12 +485,12 @@ class SelfExtend:
         missing = [name for layer, name in self.layer_names.items() if layer not in self._reached]
         if len(missing) == len(self.layer_names):
             raise RuntimeError(
-                "SelfExtend was applied but the model's attention never reached it in this forward "
+                f"{self._title} was applied but the model's attention never reached it in this forward "
                 f"(config._attn_implementation is now {self.model.config._attn_implementation!r}); "
-                "do not change the attention implementation while SelfExtend is applied"
+                f"do not change the attention implementation while {self._title} is applied"
             )
         if missing:
-            raise RuntimeError(f"SelfExtend was not reached by attention layers {missing[:3]}")
+            raise RuntimeError(f"{self._title} was not reached by attention layers {missing[:3]}")
 
     def _check_length(self, length: int) -> None:
         """Warn once when the input (``length`` tokens in its longest row) is longer than (L - w) * g + w."""
@@ -518,7 +521,7 @@ class SelfExtend:
         if sliding_window is not None and not _is_local_layer(module):
             raise ValueError(
                 f"layer {self.layer_names.get(module, '?')!r} uses a sliding window ({sliding_window}); set "
-                "model.config.sliding_window = None for SelfExtend, as the paper does for Mistral"
+                f"model.config.sliding_window = None for {self._title}, as the paper does for Mistral"
             )
         if attention_mask is None:  # no padding: positions 0 .. length - 1, queries the last nq of them
             length = self._length if self._length is not None and nq <= self._length <= nk else nk
@@ -573,6 +576,16 @@ class SelfExtend:
         # holding attention_mask keeps its id from being reused; released after the forward
         self._positions[id(attention_mask)] = (attention_mask, mask, positions)
         return mask, positions
+
+
+def _text_config(model: torch.nn.Module):
+    """The text config of a transformers model; ValueError unless ``model`` is one (an nn.Module with a .config)."""
+    config = getattr(model, "config", None)
+    if not isinstance(model, torch.nn.Module) or config is None:
+        raise ValueError(
+            f"model must be a transformers model (an nn.Module with a .config), got {type(model).__name__}"
+        )
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
 def _unpadded_length(causal, batch_size: int, q_length: int, kv_length: int, q_offset=0, kv_offset: int = 0,

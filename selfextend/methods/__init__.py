@@ -5,12 +5,13 @@ draw (``position_map``: the relative position, region and mask of every (query, 
 (``attention``: exact attention through the one kernel of ``selfextend.attention.region_attention``):
 
 - ``selfextend``: SelfExtend (Jin et al., 2024) and the official code's float-division variant;
+- ``grouped``: grouped attention alone, p // g for every token (the paper's Fig. 2);
 - ``rerope``: ReRoPE and Leaky ReRoPE (Su, 2023);
 - ``logistic``: SELF, group sizes growing logistically (arXiv 2505.17296);
 - ``shifted``: STRING (An et al., 2024, arXiv 2410.18745);
 - ``chunks``: Dual Chunk Attention / ChunkLlama (An et al., 2024, arXiv 2402.17463);
-- ``masked``: LM-Infinite (Han et al., 2023) and StreamingLLM (Xiao et al., 2023), masks over the
-  same kernel;
+- ``masked``: LM-Infinite (Han et al., 2023), StreamingLLM (Xiao et al., 2023) and Mistral's sliding
+  window (Jiang et al., 2023), masks over the same kernel;
 - ``recommended``: every method with its published defaults scaled to a pretrained length.
 
 What it may import: torch and the mechanism at the top of ``selfextend`` (``rope``, ``positions``,
@@ -19,8 +20,9 @@ What it may import: torch and the mechanism at the top of ``selfextend`` (``rope
 """
 from .base import PositionMap, attention, position_map
 from .chunks import DualChunk
+from .grouped import Grouped
 from .logistic import SELF, logistic_group_sizes
-from .masked import LMInfinite, StreamingLLM
+from .masked import LMInfinite, SlidingWindow, StreamingLLM
 from .recommended import recommended
 from .rerope import LeakyReRoPE, ReRoPE
 from .selfextend import SelfExtend, SelfExtendFloat
@@ -30,12 +32,14 @@ __all__ = [
     "SELF",
     "STRING",
     "DualChunk",
+    "Grouped",
     "LMInfinite",
     "LeakyReRoPE",
     "PositionMap",
     "ReRoPE",
     "SelfExtend",
     "SelfExtendFloat",
+    "SlidingWindow",
     "StreamingLLM",
     "attention",
     "logistic_group_sizes",

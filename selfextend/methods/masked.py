@@ -1,4 +1,4 @@
-"""Methods that drop keys, run as masks over the same kernel: LM-Infinite and StreamingLLM.
+"""Methods that drop keys, run as masks over the same kernel: LM-Infinite, StreamingLLM, sliding window.
 
 LM-Infinite (Han et al., 2023, arXiv 2308.16137; Glaciohound/LM-Infinite, ``lambda_attention.py``):
 a Λ-shaped mask. Query i attends the keys of its local window j >= i - n_local + 1 at distance d,
@@ -13,6 +13,12 @@ its distance d, sink s is at distance (S + R - 1) - s once the cache is full. Ev
 token this equals one masked softmax per row (every token is computed once, with the cache of its
 own step; its stored key is re-rotated to its cache slot), which is what runs here.
 Defaults S = 4, R = 2000 (L = 4096).
+
+Sliding-window attention (Mistral 7B, Jiang et al., 2023, arXiv 2310.06825, Sec. 2: "each token can
+attend to at most W tokens from the previous layer", W = 4096): query i attends keys
+0 <= i - j < W at their ordinary distances. It is LM-Infinite(L, n_local=W, n_global=0) for any
+L >= W, and SelfExtend's neighbor band with the grouped part dropped. The fast exact kernel without a
+mask is ``selfextend.fast_attention.sliding_window_attention``.
 """
 from __future__ import annotations
 
@@ -106,3 +112,34 @@ class StreamingLLM(PositionMap):
     @property
     def label(self):
         return f"StreamingLLM sinks={self.n_sink} recent={self.n_recent}"
+
+
+@dataclass(frozen=True)
+class SlidingWindow(PositionMap):
+    """SlidingWindow(W): each query attends its W most recent keys (itself included), positions unchanged."""
+
+    window: int  # W
+
+    name = "Sliding window"
+
+    def __post_init__(self):
+        check_positive_int("window", self.window)
+
+    def thresholds(self):
+        # As LM-Infinite: a far region (distance >= W) whose keys the mask drops; its positions never count.
+        return (self.window,)
+
+    def region_positions(self, positions):
+        return [(positions, positions), (positions, positions)]
+
+    def allowed(self, query, key):
+        return query - key < self.window
+
+    def largest_relative_position(self, seq_len: int) -> float:
+        """min(N, W) - 1."""
+        n = check_positive_int("seq_len", seq_len)
+        return float(min(n, self.window) - 1)
+
+    @property
+    def label(self):
+        return f"Sliding window W={self.window}"
