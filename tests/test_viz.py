@@ -224,3 +224,50 @@ def test_attention_panels_share_one_scale():
         plot_attention_panels({"a": a}, boundaries={"b": 2})
     with pytest.raises(ValueError, match="panels"):
         plot_attention_panels({})
+
+
+def test_grouped_by_length_in_the_layout_of_figure_2():
+    from selfextend.viz import plot_grouped_by_length
+
+    L, lengths = 8192, [1024, 2048, 4096, 8192, 12288, 16384]  # the real model's version
+    curves = {"plain": [30, 31, 32, 33, 60, 200],
+              "grouped g=2": [40, 41, 41, 42, 42, 43], "grouped g=4": [45, 45, 46, 46, 46, 47]}
+    fig = plot_grouped_by_length(lengths, curves, L, ylabel="perplexity", title="Grouped attention alone",
+                                 reach={"grouped g=2": 2 * L, "grouped g=4": 4 * L})
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert ax.get_title() == "Grouped attention alone" and ax.get_ylabel() == "perplexity"
+    data = {line.get_label(): line for line in ax.lines if not line.get_label().startswith("_")}
+    assert list(data) == list(curves)
+    for label, values in curves.items():
+        assert data[label].get_xdata().tolist() == lengths and data[label].get_ydata().tolist() == values
+    assert to_rgba(data["plain"].get_color()) == to_rgba("black")  # plain drawn distinctly
+    assert data["plain"].get_linewidth() > data["grouped g=2"].get_linewidth()
+    assert len({to_rgba(line.get_color()) for line in data.values()}) == 3
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and dashed[0].get_xdata()[0] == L  # the pretrained length
+    diamonds = [line for line in ax.lines if line.get_marker() == "D"]
+    assert [(d.get_xdata()[0], d.get_ydata()[0]) for d in diamonds] == [(2 * L, 43)]  # g=4's 4L is off the chart
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [*curves, "reach g·L"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1,024", "2,048", "4,096", "8,192", "16,384"]
+    assert max(t.get_fontsize() for t in ax.get_legend().get_texts()) >= 14  # reads on a projector
+
+    fig = plot_grouped_by_length([128, 256], {"x": [1, 2], "plain RoPE": [3, 4]}, 128, baseline="x", xscale="linear")
+    assert to_rgba(fig.axes[0].lines[0].get_color()) == to_rgba("black") and fig.axes[0].get_xscale() == "linear"
+    assert fig.axes[0].get_legend() is not None and fig.axes[0].get_title() == ""
+    fig = plot_grouped_by_length([100, 150], {"plain": [1, 2], "g=4": [3, 3]}, 100, reach={"g=4": 400})
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["plain", "g=4"]  # no reach in range
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["100", "150"]
+
+    with pytest.raises(ValueError, match="shape"):
+        plot_grouped_by_length([1, 2, 3], {"plain": [1, 2]}, 2)
+    with pytest.raises(ValueError, match="increasing"):
+        plot_grouped_by_length([2, 1], {"plain": [1, 2]}, 2)
+    with pytest.raises(ValueError, match="reach"):
+        plot_grouped_by_length([1, 2], {"plain": [1, 2]}, 2, reach={"g=2": 4})
+    with pytest.raises(ValueError, match="baseline"):
+        plot_grouped_by_length([1, 2], {"plain": [1, 2]}, 2, baseline="nope")
+    with pytest.raises(ValueError, match="xscale"):
+        plot_grouped_by_length([1, 2], {"plain": [1, 2]}, 2, xscale="symlog")
+    with pytest.raises(ValueError, match="curves"):
+        plot_grouped_by_length([1, 2], {}, 2)

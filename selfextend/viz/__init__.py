@@ -12,7 +12,8 @@ from .attention import plot_attention, plot_attention_panels
 from .benchmark import (plot_attention_benchmark, plot_attention_schedule, plot_real_model_benchmark,
                         read_benchmark_csv, read_real_model_csv)
 from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_attention_maps,
-                          plot_attention_rows, plot_bits_by_length, plot_loss_by_position, plot_pooled_attention)
+                          plot_attention_rows, plot_bits_by_length, plot_grouped_by_length, plot_loss_by_position,
+                          plot_pooled_attention)
 from .measured import PLOT_DECIMALS, round_measured
 from .passkey import plot_passkey_heatmap, plot_passkey_panels
 from .methods import plot_largest_positions, plot_method_gallery, plot_position_map, plot_relatives_results
@@ -39,6 +40,7 @@ __all__ = [
     "plot_attention_rows",
     "plot_attention_schedule",
     "plot_bits_by_length",
+    "plot_grouped_by_length",
     "plot_largest_position",
     "plot_largest_positions",
     "plot_loss_by_position",

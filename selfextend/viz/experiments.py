@@ -1,5 +1,6 @@
 """Figures of the tiny-model experiments: loss by position, bits per byte by length, the g x w grid,
-passkey accuracy against length, and attention maps of the trained model."""
+passkey accuracy against length, grouped attention alone by length (the paper's Fig. 2), and attention
+maps of the trained model."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -8,6 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, NullLocator
 
 from .heatmap import annotated_heatmap
 
@@ -80,6 +83,107 @@ def plot_bits_by_length(
     ax.set_ylabel("bits per byte")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+# Sizes for a slide: saved at 120 dpi with the legend beside it, the figure is about 1400 x 680 pixels,
+# so 14-18 pt text still reads when it is shrunk onto a 1280 x 720 projector.
+_SLIDE_SIZE = (9.0, 5.6)
+_SLIDE_FONT = {"title": 18, "label": 16, "ticks": 14, "legend": 14}
+
+
+def _baseline_label(curves: Mapping[str, Sequence[float]], baseline: str | None) -> str | None:
+    """The curve drawn as the plain model: ``baseline`` if given, else the first label starting with "plain"."""
+    if baseline is not None:
+        if baseline not in curves:
+            raise ValueError(f"baseline must be one of the curve labels {list(curves)}, got {baseline!r}")
+        return baseline
+    return next((label for label in curves if label.lower().startswith("plain")), None)
+
+
+def _length_ticks(ax, lengths: np.ndarray, pretrained_length: int) -> None:
+    """Ticks at L * 2**k inside the plotted range, labelled as plain integers ("1,024")."""
+    low, high = lengths.min(), lengths.max()
+    k_low, k_high = int(np.floor(np.log2(low / pretrained_length))), int(np.ceil(np.log2(high / pretrained_length)))
+    ticks = [pretrained_length * 2.0**k for k in range(k_low, k_high + 1)
+             if low * 0.999 <= pretrained_length * 2.0**k <= high * 1.001]
+    if len(ticks) < 2:  # a range narrower than one doubling: tick the lengths themselves
+        ticks = lengths.tolist()
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{int(round(t)):,}" for t in ticks])
+
+
+def plot_grouped_by_length(
+    lengths: Sequence[int],
+    curves: Mapping[str, Sequence[float]],
+    pretrained_length: int,
+    *,
+    ylabel: str = "perplexity",
+    title: str | None = None,
+    reach: Mapping[str, int] | None = None,
+    baseline: str | None = None,
+    xlabel: str = "input length",
+    reach_label: str = "reach g·L",
+    xscale: str = "log",
+    legend_loc: str = "outside",
+) -> Figure:
+    """The paper's Fig. 2 layout: a score against input length, one line per group size and the plain model.
+
+    ``curves`` maps a legend label to one value per entry of ``lengths`` (perplexity or bits per
+    byte at that length, or the loss of the block ending there). The ``baseline`` curve (default:
+    the first label starting with "plain") is drawn black; the others take a dark-to-light colour in
+    the given order (pass them by increasing g). A dashed black line marks the pretrained length L;
+    ``reach[label]`` (e.g. g * L for grouped attention alone) puts a diamond on that curve where it
+    lies inside the plotted range. ``xscale``: "log" (base 2, ticks at L * 2**k) or "linear";
+    ``legend_loc``: "outside" (right of the axes) or a matplotlib location inside them. Sized to
+    read on a 1280 x 720 projector.
+    """
+    if xscale not in ("log", "linear"):
+        raise ValueError(f"xscale must be 'log' or 'linear', got {xscale!r}")
+    lengths = np.asarray(lengths, dtype=float)
+    if lengths.ndim != 1 or lengths.size == 0 or not np.all(lengths > 0) or np.any(np.diff(lengths) <= 0):
+        raise ValueError(f"lengths must be a non-empty, increasing list of positive numbers, got {lengths.tolist()}")
+    if not curves:
+        raise ValueError("curves must hold at least one curve")
+    reach = dict(reach or {})
+    unknown = sorted(set(reach) - set(curves))
+    if unknown:
+        raise ValueError(f"reach names curves that are not in curves: {unknown}")
+    plain = _baseline_label(curves, baseline)
+    others = [label for label in curves if label != plain]
+    palette = dict(zip(others, plt.get_cmap("viridis")(np.linspace(0.05, 0.75, max(len(others), 1)))))
+    fig, ax = plt.subplots(figsize=_SLIDE_SIZE)
+    marked = False
+    for label, values in curves.items():
+        values = np.asarray(values, dtype=float)
+        if values.shape != lengths.shape:
+            raise ValueError(f"curve {label!r} has shape {values.shape}, lengths have {lengths.shape}")
+        color = "black" if label == plain else palette[label]
+        ax.plot(lengths, values, "o-", color=color, lw=3.4 if label == plain else 2.6, ms=6, label=label,
+                zorder=4 if label == plain else 3)
+        at = reach.get(label)
+        if at is not None and lengths.min() <= at <= lengths.max():
+            y = np.interp(np.log2(at), np.log2(lengths), values) if xscale == "log" else np.interp(at, lengths, values)
+            ax.plot([at], [y], marker="D", ms=13, mfc="white", mec=color, mew=2.8, ls="none", zorder=5)
+            marked = True
+    ax.axvline(pretrained_length, color="black", ls="--", lw=1.6, zorder=1)
+    ax.text(pretrained_length, 1.0, f" L = {pretrained_length:,}", transform=ax.get_xaxis_transform(),
+            va="top", ha="left", fontsize=_SLIDE_FONT["ticks"])
+    if xscale == "log":
+        ax.set_xscale("log", base=2)
+        _length_ticks(ax, lengths, pretrained_length)
+    ax.tick_params(labelsize=_SLIDE_FONT["ticks"])
+    ax.set_xlabel(xlabel, fontsize=_SLIDE_FONT["label"])
+    ax.set_ylabel(ylabel, fontsize=_SLIDE_FONT["label"])
+    if title:
+        ax.set_title(title, fontsize=_SLIDE_FONT["title"])
+    handles, labels = ax.get_legend_handles_labels()
+    if marked:
+        handles.append(Line2D([], [], marker="D", ms=11, mfc="white", mec="0.35", mew=2.4, ls="none"))
+        labels.append(reach_label)
+    place = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if legend_loc == "outside" else {"loc": legend_loc}
+    ax.legend(handles, labels, fontsize=_SLIDE_FONT["legend"], **place)
     return fig
 
 
