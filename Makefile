@@ -75,13 +75,21 @@ bench-gpu: $(STAMP)
 relatives-results: $(STAMP)
 	$(PY) -m selfextend.tiny.relatives --out experiments/tiny_lm_relatives.json
 
-# Every SmolLM2-135M long-context number (notebook 11; 73 min on 2 cores): writes experiments/smollm2_real_results.json.
+# Every SmolLM2-135M long-context number (notebook 11; 74 min on 2 cores): writes experiments/smollm2_real_results.json.
 # Resumable: finished units are kept in experiments/.smollm2_real_results.partial.json, and a rerun reuses the
 # units of an earlier final JSON whose settings match; REAL_ARGS=--fresh recomputes everything.
 # In the background: mkdir -p results && nohup make real-results > results/real_results.log 2>&1 &
 .PHONY: real-results
 real-results: $(STAMP)
 	$(PY) -m selfextend.hf.real_results --out experiments/smollm2_real_results.json $(REAL_ARGS)
+
+# The paper, figure by figure, on SmolLM2-135M (notebook 12): Fig. 2, Table 1 with sliding-window rows, the
+# Fig. 4 passkey grid and the g x w ablation; hours on 2 cores. Resumable across days: the JSON is rewritten after
+# every unit (commit it), and a rerun computes only the missing units. PAPER_ARGS="--only fig2 table1" for parts.
+# In the background: mkdir -p results && nohup make paper-results > results/paper_results.log 2>&1 &
+.PHONY: paper-results
+paper-results: $(STAMP)
+	$(PY) -m selfextend.hf.paper_results --out experiments/smollm2_paper_results.json $(PAPER_ARGS)
 
 # JupyterLab rooted at the repository (README.md and figures/ browsable), opening the notebooks folder.
 # Extra options, e.g. `make lab LAB_ARGS=--no-browser`; root (containers) needs --allow-root.

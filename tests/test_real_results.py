@@ -79,7 +79,8 @@ def test_full_quick_run_has_every_unit_and_field(tmp_path, counted):
     # windows scaled to the tiny model's 128 positions; g=2, w=16 reaches (128 - 16) * 2 + 16 = 240 < 512
     assert report["units"]["loss/selfextend-g2-w1024"]["settings"]["method"] == {
         "kind": "selfextend", "group_size": 2, "window": 16}
-    assert report["units"]["loss/grouped-only-g2"]["settings"]["method"] == {"kind": "grouped", "group_size": 2}
+    assert report["units"]["loss/grouped-only-g2"]["settings"]["method"] == {"kind": "grouped", "group_size": 2,
+                                                                      "attention_mask": "explicit"}
     assert report["units"]["loss/yarn"]["settings"]["method"]["factor"] == 4.0  # 512 / 128
 
 

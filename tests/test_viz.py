@@ -271,3 +271,30 @@ def test_grouped_by_length_in_the_layout_of_figure_2():
         plot_grouped_by_length([1, 2], {"plain": [1, 2]}, 2, xscale="symlog")
     with pytest.raises(ValueError, match="curves"):
         plot_grouped_by_length([1, 2], {}, 2)
+
+
+def test_passkey_counts_read_k_of_n_and_blank_pending_cells():
+    from selfextend.viz import plot_passkey_counts
+
+    counts = {"plain": np.array([[3, 0], [2, np.nan]]), "SelfExtend": np.array([[3, 3], [1, 2]])}
+    fig = plot_passkey_counts(counts, 3, [4096, 16384], [0.0, 1.0], pretrained_length=8192)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["3/3", "0/3", "2/3", "·"] and [t.get_text() for t in fig.axes[1].texts][-1] == "2/3"
+    assert len(fig.axes[0].lines) == 1  # the dashed L between 4k and 16k
+    with pytest.raises(ValueError, match="shape"):
+        plot_passkey_counts({"x": np.zeros((3, 2))}, 3, [4096, 16384], [0.0, 1.0])
+    with pytest.raises(ValueError, match="trials"):
+        plot_passkey_counts(counts, 0, [4096, 16384], [0.0, 1.0])
+    plt.close(fig)
+
+
+def test_perplexity_table_writes_every_value():
+    from selfextend.viz import plot_perplexity_table
+
+    values = np.array([[33.75, 61.33], [33.8, 31.94]])
+    fig = plot_perplexity_table(values, ["plain", "SelfExtend"], [8192, 16384], pretrained_length=8192)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["33.8", "61.3", "33.8", "31.9"]
+    assert len(fig.axes[0].lines) == 1
+    with pytest.raises(ValueError, match="positive"):
+        plot_perplexity_table(-values, ["a", "b"], [8192, 16384])
+    plt.close(fig)

