@@ -12,6 +12,8 @@ draw (``position_map``: the relative position, region and mask of every (query, 
 - ``chunks``: Dual Chunk Attention / ChunkLlama (An et al., 2024, arXiv 2402.17463);
 - ``masked``: LM-Infinite (Han et al., 2023), StreamingLLM (Xiao et al., 2023) and Mistral's sliding
   window (Jiang et al., 2023), masks over the same kernel;
+- ``llamacpp``: llama.cpp's SelfExtend (``examples/main`` and ``examples/passkey``): KV-cache shifts as maps;
+- ``kv_shift``: a tiny llama.cpp KV cache that replays those shifts (the maps' ground truth);
 - ``recommended``: every method with its published defaults scaled to a pretrained length.
 
 What it may import: torch and the mechanism at the top of ``selfextend`` (``rope``, ``positions``,
@@ -21,6 +23,8 @@ What it may import: torch and the mechanism at the top of ``selfextend`` (``rope
 from .base import PositionMap, attention, position_map
 from .chunks import DualChunk
 from .grouped import Grouped
+from .kv_shift import KVCache, replay_main, replay_passkey
+from .llamacpp import LlamaCppPasskey, LlamaCppSelfExtend
 from .logistic import SELF, logistic_group_sizes
 from .masked import LMInfinite, SlidingWindow, StreamingLLM
 from .recommended import recommended
@@ -33,8 +37,11 @@ __all__ = [
     "STRING",
     "DualChunk",
     "Grouped",
+    "KVCache",
     "LMInfinite",
     "LeakyReRoPE",
+    "LlamaCppPasskey",
+    "LlamaCppSelfExtend",
     "PositionMap",
     "ReRoPE",
     "SelfExtend",
@@ -45,4 +52,6 @@ __all__ = [
     "logistic_group_sizes",
     "position_map",
     "recommended",
+    "replay_main",
+    "replay_passkey",
 ]
