@@ -148,3 +148,20 @@ def relative_attention_loop(q, k, v, name, params, base=10000.0):
                 for j, e in zip(keys, exps):
                     out[batch, head, i] += (e / total) * v[batch, kv_head, j].double()
     return out
+
+
+@torch.no_grad()
+def eager_token_nll(model, ids: torch.Tensor, positions: torch.Tensor, allowed: torch.Tensor | None = None):
+    """Next-token NLL [n - 1] (float64) of a transformers model with its *eager* attention and an explicit
+    additive 4-D mask (``allowed`` [n, n], default causal): used as given, so no library mode can switch on."""
+    n = ids.numel()
+    if allowed is None:
+        allowed = torch.ones(n, n, dtype=torch.bool).tril()
+    mask = torch.zeros(1, 1, n, n).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    previous = model.config._attn_implementation
+    model.config._attn_implementation = "eager"
+    try:
+        logits = model(input_ids=ids[None], attention_mask=mask, position_ids=positions[None], use_cache=False).logits
+    finally:
+        model.config._attn_implementation = previous
+    return -torch.log_softmax(logits[0, :-1].double(), dim=-1).gather(-1, ids[1:, None])[:, 0]

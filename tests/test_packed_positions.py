@@ -17,6 +17,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+import naive  # noqa: E402  (tests/naive.py)
 from selfextend.hf.perplexity import token_nll  # noqa: E402
 
 N = 96
@@ -31,20 +32,9 @@ def tiny_llama() -> torch.nn.Module:
     return transformers.LlamaForCausalLM(config).eval()
 
 
-@torch.no_grad()
 def eager_nll(model, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Next-token NLL [n - 1] (float64) with eager attention and an explicit 4-D causal mask."""
-    n = ids.numel()
-    blocked = torch.ones(n, n, dtype=torch.bool).triu(1)  # j > i
-    mask = torch.zeros(1, 1, n, n).masked_fill(blocked, torch.finfo(torch.float32).min)
-    previous = model.config._attn_implementation
-    model.config._attn_implementation = "eager"
-    try:
-        logits = model(input_ids=ids[None], attention_mask=mask, position_ids=positions[None], use_cache=False).logits
-    finally:
-        model.config._attn_implementation = previous
-    logp = torch.log_softmax(logits[0, :-1].double(), dim=-1)
-    return -logp.gather(-1, ids[1:, None])[:, 0]
+    return naive.eager_token_nll(model, ids, positions)
 
 
 @pytest.fixture(scope="module")

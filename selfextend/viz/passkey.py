@@ -105,6 +105,6 @@ def plot_passkey_counts(
             if 0 < between < len(lengths) - 1:
                 ax.axvline(between + 0.5 if between == int(between) else between, color="black", ls="--", lw=1.8)
     axes[0][0].set_ylabel("passkey depth", fontsize=14)
-    fig.suptitle(title, fontsize=16)
+    fig.suptitle(title, fontsize=16, y=1.04)
     fig.colorbar(image, ax=list(axes[0]), label="share of keys found", fraction=0.025, pad=0.02)
     return fig
