@@ -91,6 +91,13 @@ real-results: $(STAMP)
 paper-results: $(STAMP)
 	$(PY) -m selfextend.hf.paper_results --out experiments/smollm2_paper_results.json $(PAPER_ARGS)
 
+# SelfExtend as llama.cpp runs it (notebook 13): loss by position to 16k and the passkey grid for examples/main's and
+# examples/passkey's schedules beside the exact rule, on SmolLM2; its own resumable file (about an hour on 2 cores;
+# units equal to ones of smollm2_paper_results.json are taken from it, so run paper-results first).
+.PHONY: llamacpp-results
+llamacpp-results: $(STAMP)
+	$(PY) -m selfextend.hf.paper_results --only llamacpp --out experiments/smollm2_llamacpp_results.json $(LLAMACPP_ARGS)
+
 # JupyterLab rooted at the repository (README.md and figures/ browsable), opening the notebooks folder.
 # Extra options, e.g. `make lab LAB_ARGS=--no-browser`; root (containers) needs --allow-root.
 LAB_ARGS ?=

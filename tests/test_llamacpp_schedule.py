@@ -71,13 +71,15 @@ def test_hand_trace_main_prompt_in_batches_of_8():
 
 def test_hand_trace_main_batch_straddling_a_block():
     """Batches of 3 with w = 4: the batch [3, 6) starts before block 0 is complete, so tokens 4 and 5
-    still see it exact; the batch [6, 9) then sees it divided. Not a position map: ValueError."""
+    still see it exact; the batch [6, 9) then sees it divided (C = 4), and so does [9, 12)."""
     replay = replay_main(12, 2, 4, batch_size=3)
-    assert replay.query_position(5) == 5 and [p for _, p in replay.attended(5)] == [0, 1, 2, 3, 4, 5]
-    assert replay.query_position(6) == 4 and [p for _, p in replay.attended(6)] == [0, 0, 1, 1, 2, 3, 4]
+    queries = [0, 1, 2, 3, 4, 5, 4, 5, 6, 5, 6, 7]  # token 9's call starts at 9: block [4, 8) divided too (C = 8)
+    keys = [list(range(t + 1)) for t in range(6)]
+    keys += [[0, 0, 1, 1] + list(range(2, q + 1)) for q in (4, 5, 6)]
+    keys += [[0, 0, 1, 1, 2, 2, 3, 3] + list(range(4, q + 1)) for q in (5, 6, 7)]
+    _check_trace(replay, queries, keys)
     assert replay_main(12, 2, 4, batch_size=1).query_position(5) == 3
-    with pytest.raises(ValueError, match="batch_size must divide window"):
-        LlamaCppSelfExtend(2, 4, batch_size=3)
+    _assert_map_equals_replay(LlamaCppSelfExtend(2, 4, batch_size=3), replay)
 
 
 def test_hand_trace_passkey_batches_of_4():
@@ -115,27 +117,15 @@ def _assert_map_equals_replay(method, replay):
     assert method.largest_relative_position(replay.n_tokens) == float(values[attended].max())
 
 
-def _crosses_a_block(prompt, batch, window):
-    """True if a prompt batch [s, e) has a multiple of window strictly inside while e is not one."""
-    for s in range(0, prompt, batch):
-        e = min(s + batch, prompt)
-        if any(m % window == 0 for m in range(s + 1, e)) and e % window:
-            return True
-    return False
-
-
 @pytest.mark.parametrize("g, w", [(1, 4), (2, 4), (2, 6), (3, 6), (4, 8), (4, 4)])
 def test_main_map_equals_replay(g, w):
-    for b in (1, 2, 3, 5, w // 2, w, 2 * w, 3 * w):
+    """Every batch size, batches that cross a block boundary included, prompt then generation."""
+    for b in (1, 2, 3, 5, w // 2, w, w + 1, 2 * w, 3 * w):
         for n in (1, 5, w + 1, 2 * w - 1, 3 * w + 2, 29):
-            for prompt in (None, 0, 1, 3, w, w + 1, n):
+            for prompt in (None, 0, 1, 3, w, w + 1, 2 * w + 3, n):
                 if prompt is not None and prompt > n:
                     continue
-                try:
-                    method = LlamaCppSelfExtend(g, w, batch_size=b, prompt_length=prompt)
-                except ValueError:  # a batch that crosses a block: the whole prompt, or the one given
-                    assert _crosses_a_block(10 * w if prompt is None else prompt, b, w), (b, prompt)
-                    continue
+                method = LlamaCppSelfExtend(g, w, batch_size=b, prompt_length=prompt)
                 _assert_map_equals_replay(method, replay_main(n, g, w, batch_size=b, prompt_length=prompt))
 
 
@@ -235,6 +225,8 @@ ATTENTION_CASES = {
     "main_token_by_token": (LlamaCppSelfExtend(2, 4, batch_size=1), lambda n: replay_main(n, 2, 4, batch_size=1)),
     "main_prompt_then_decode": (LlamaCppSelfExtend(2, 4, batch_size=8, prompt_length=8),
                                 lambda n: replay_main(n, 2, 4, batch_size=8, prompt_length=8)),
+    "main_batches_across_blocks": (LlamaCppSelfExtend(2, 4, batch_size=3, prompt_length=9),
+                                   lambda n: replay_main(n, 2, 4, batch_size=3, prompt_length=9)),
     "passkey_with_answer": (LlamaCppPasskey(2, 4, prompt_length=6),
                             lambda n: replay_passkey(n, 2, 4, prompt_length=6)),
 }
@@ -261,11 +253,8 @@ def test_attention_equals_a_loop_over_the_replayed_positions(name, implementatio
     (lambda: LlamaCppSelfExtend(2, 0), "window must be a positive integer"),
     (lambda: LlamaCppSelfExtend(3, 4), r"window must be a multiple of group_size \(3\)"),
     (lambda: LlamaCppSelfExtend(2, 4, batch_size=0), "batch_size must be a positive integer"),
-    (lambda: LlamaCppSelfExtend(2, 4, batch_size=6), r"batch_size must divide window \(4\) or be a multiple of it"),
     (lambda: LlamaCppSelfExtend(2, 4, batch_size=8, prompt_length=-1), "prompt_length must be a non-negative"),
-    (lambda: LlamaCppSelfExtend(2, 4, batch_size=8, prompt_length=7),
-     r"batch_size \(8\) and prompt_length \(7\) must not put a prompt batch across .* batch \[0, 7\) does"),
-    (lambda: LlamaCppSelfExtend(2, 4, batch_size=3, prompt_length=6), r"batch \[3, 6\) does"),
+    (lambda: LlamaCppSelfExtend(2, 4).largest_relative_position(0), "seq_len must be a positive integer"),
     (lambda: LlamaCppPasskey(3), r"batch_size must be a multiple of group_size \(3\)"),
     (lambda: LlamaCppPasskey(2, 0), "batch_size must be a positive integer"),
     (lambda: LlamaCppPasskey(2, 4, prompt_length=0), "prompt_length must be a positive integer"),

@@ -298,3 +298,28 @@ def test_perplexity_table_writes_every_value():
     with pytest.raises(ValueError, match="positive"):
         plot_perplexity_table(-values, ["a", "b"], [8192, 16384])
     plt.close(fig)
+
+
+def test_map_comparison_writes_the_difference_of_hand_made_maps():
+    from selfextend.viz import plot_map_comparison
+
+    causal = torch.ones(3, 3, dtype=torch.bool).tril()
+    regions = torch.zeros(3, 3, dtype=torch.long)
+    first = torch.tensor([[0.0, 0, 0], [1, 0, 0], [2, 1, 0]])
+    second = torch.tensor([[0.0, 0, 0], [1, 0, 0], [4, 0, 0]])  # row 2: +2 for key 0, -1 for key 1
+    fig = plot_map_comparison((first, regions, causal), (second, regions, causal), ["a", "b"])
+    assert cell_texts(fig.axes[2]) == {(2, 0): "+2", (2, 1): "-1"}  # equal cells carry no number
+    assert cell_texts(fig.axes[0])[(2, 0)] == "2" and cell_texts(fig.axes[1])[(2, 0)] == "4"
+    with pytest.raises(ValueError, match="labels"):
+        plot_map_comparison((first, regions, causal), (second, regions, causal), ["a"])
+    with pytest.raises(ValueError, match="one shape"):
+        plot_map_comparison((first, regions, causal), (second[:2, :2], regions[:2, :2], causal[:2, :2]), ["a", "b"])
+
+
+def test_largest_positions_linear_axes():
+    from selfextend.viz import plot_largest_positions
+
+    fig = plot_largest_positions([100, 200, 300], {"x": [10, 20, 30]}, 25, log=False)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0
+    assert plot_largest_positions([100, 200], {"x": [10, 20]}, 25).axes[0].get_xscale() == "log"

@@ -29,6 +29,7 @@ from .solutions import notebook_path, tag, tagged_cells
 MODULES = {
     "01": "nb01", "02": "nb02", "03": "nb03", "04": "nb04", "05": "nb05",
     "06": "nb06", "07": "nb07", "08": "nb08", "09": "nb09", "10": "nb10", "11": "nb11", "12": "nb12",
+    "13": "nb13",
 }
 
 

@@ -2,7 +2,8 @@
 
 What lives here: ``integration`` (``SelfExtend`` / ``apply``: plug SelfExtend into a model's
 attention, and ``.remove()`` it again), ``sliding_window`` (``SlidingWindow``: Mistral's
-sliding-window attention through the same machinery), ``passkey`` (``python -m
+sliding-window attention through the same machinery), ``position_maps`` (``MappedPositions``: any
+position map of ``selfextend.methods``, e.g. llama.cpp's SelfExtend schedules, on a model), ``passkey`` (``python -m
 selfextend.hf.passkey``: passkey retrieval by length and depth, with the model loading shared by
 the commands), ``perplexity`` (``python -m selfextend.hf.perplexity``: perplexity by length),
 ``real_results`` (``python -m selfextend.hf.real_results``: every SmolLM2 long-context number of
@@ -17,7 +18,8 @@ from here except notebooks, tests and users (``tests/test_layout.py`` checks it)
 imported lazily, so ``import selfextend.hf`` works without it until a model is touched.
 """
 from .integration import SelfExtend, apply, max_supported_length
+from .position_maps import MappedPositions
 from .sliding_window import SlidingWindow
 from .smollm2 import load_smollm2
 
-__all__ = ["SelfExtend", "SlidingWindow", "apply", "max_supported_length", "load_smollm2"]
+__all__ = ["MappedPositions", "SelfExtend", "SlidingWindow", "apply", "max_supported_length", "load_smollm2"]

@@ -173,18 +173,40 @@ def method_label(method: dict) -> str:
     if method["kind"] == "rope":
         name = {"dynamic": "dynamic NTK", "yarn": "YaRN"}.get(method["rope_type"], method["rope_type"])
         return f"{name} x{method['factor']:g}"
+    if method["kind"] == "llamacpp-main":
+        batch = "token by token" if method["batch_size"] == 1 else f"b={method['batch_size']}"
+        return f"llama.cpp main g={method['group_size']} w={method['window']} {batch}"
+    if method["kind"] == "llamacpp-passkey":
+        return f"llama.cpp passkey g={method['group_size']} b={method['batch_size']}"
     return "plain"
 
 
 def method_reach(method: dict, context: int) -> int | None:
     """The longest input whose relative positions all stay below ``context``: Eq. 4 for SelfExtend,
-    context * g for grouped attention alone, context itself for plain, None for the rest (a sliding
+    context * g for grouped attention alone, a search over N for llama.cpp's schedules (read as one
+    prompt), context itself for plain, None for the rest (a sliding
     window never leaves the range; the RoPE rescalings have no such bound)."""
     if method["kind"] == "selfextend":
         return max_context_length(context, method["group_size"], method["window"])
     if method["kind"] == "grouped":
         return context * method["group_size"]
+    if method["kind"].startswith("llamacpp-"):  # the largest N whose largest relative position is below context
+        position_map = llamacpp_map(method)
+        low, high = context, context * method["group_size"] + 1  # fits / does not (the map is never past p // g)
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if position_map.largest_relative_position(middle) < context else (low, middle)
+        return low
     return context if method["kind"] == "plain" else None
+
+
+def llamacpp_map(method: dict, prompt_length: int | None = None):
+    """A llamacpp-main / llamacpp-passkey method's position map (``selfextend.methods.llamacpp``)."""
+    from ..methods import LlamaCppPasskey, LlamaCppSelfExtend
+
+    if method["kind"] == "llamacpp-main":
+        return LlamaCppSelfExtend(method["group_size"], method["window"], method["batch_size"], prompt_length)
+    return LlamaCppPasskey(method["group_size"], method["batch_size"], prompt_length)
 
 
 def attention_settings(n_tokens: int, n_layers: int) -> dict:

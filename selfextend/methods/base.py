@@ -2,7 +2,8 @@
 
 A method maps the pair (query i, key j) to a relative position. For all of them it is one of a few
 *regions*, chosen by  r = #{t in thresholds : u(i) - u(j) >= t}  (u(p) = p, or the chunk index
-p // s for Dual Chunk Attention), and inside region r it is  a_r(i) - b_r(j):  q is rotated to
+p // s for Dual Chunk Attention; a query may have a coordinate of its own, as llama.cpp's count of
+compressed tokens), and inside region r it is  a_r(i) - b_r(j):  q is rotated to
 a_r(i) and k to b_r(j), so every region costs one ordinary RoPE attention. A constant far distance
 is separable too: ReRoPE's  min(d, w)  puts the query at w and the key at 0. Fractional positions
 (Leaky ReRoPE, float-division SelfExtend) are fine: RoPE turns by any real angle.
@@ -28,6 +29,10 @@ class PositionMap:
     def coordinates(self, positions: torch.Tensor) -> torch.Tensor:
         """u(p), the coordinate regions are chosen by (default: the position itself)."""
         return positions
+
+    def query_coordinates(self, positions: torch.Tensor) -> torch.Tensor:
+        """u(i) of a query at position i (default: ``coordinates``, the same as a key's)."""
+        return self.coordinates(positions)
 
     def region_positions(self, positions: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per region, (query position a_r(p), key position b_r(p)) for long positions p [..., n]."""
@@ -64,7 +69,7 @@ def position_map(method: PositionMap, q_len: int, k_len: int | None = None):
     key = torch.arange(k_len)
     query = key[k_len - q_len:]
     u = method.coordinates(key)
-    distance = method.coordinates(query)[:, None] - u[None, :]
+    distance = method.query_coordinates(query)[:, None] - u[None, :]
     regions = torch.zeros(q_len, k_len, dtype=torch.long)
     for t in method.thresholds():
         regions += (distance >= t).long()
@@ -106,12 +111,13 @@ def attention(
         qs.append(rotate_pairs(q, a[..., nk - nq:], theta))
         ks.append(rotate_pairs(k, b, theta))
     u = method.coordinates(k_pos)
+    u_query = method.query_coordinates(q_pos)
     attn_mask = None
     extra = method.allowed(q_pos[..., :, None], k_pos[..., None, :])
     if extra is not None:  # [nq, nk] or [b, nq, nk] -> broadcastable to [b, h, nq, nk]
         extra = extra if extra.dim() == 2 else extra[:, None]
         attn_mask = queries_last_mask(nq, nk, q.device) & extra
     return region_attention(
-        qs, ks, v, u[..., nk - nq:], u, method.thresholds(), scale=scale, attn_mask=attn_mask,
+        qs, ks, v, u_query, u, method.thresholds(), scale=scale, attn_mask=attn_mask,
         return_weights=return_weights, implementation=implementation,
     )

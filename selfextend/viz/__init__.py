@@ -16,7 +16,8 @@ from .experiments import (plot_ablation_grid, plot_perplexity_table, plot_accura
                           plot_pooled_attention)
 from .measured import PLOT_DECIMALS, round_measured
 from .passkey import plot_passkey_counts, plot_passkey_heatmap, plot_passkey_panels
-from .methods import plot_largest_positions, plot_method_gallery, plot_position_map, plot_relatives_results
+from .methods import (plot_largest_positions, plot_map_comparison, plot_method_gallery, plot_position_map,
+                      plot_relatives_results)
 from .display import WithFallback, figure_png
 from .positions import (plot_largest_position, plot_mask, plot_position_explorer, plot_position_usage,
                         plot_relative_positions, plot_rope_scores, plot_rotation_coverage,
@@ -47,6 +48,7 @@ __all__ = [
     "plot_largest_positions",
     "plot_loss_by_position",
     "plot_mask",
+    "plot_map_comparison",
     "plot_method_gallery",
     "plot_position_map",
     "plot_passkey_heatmap",

@@ -97,8 +97,11 @@ def plot_method_gallery(maps: Mapping[str, tuple], *, columns: int = 4, pretrain
 
 
 def plot_largest_positions(lengths: Sequence[int], curves: Mapping[str, Sequence[float]], pretrained_length: int,
-                           *, title: str | None = None, ax=None) -> Figure:
-    """Largest relative position against N, one line per method (label may carry its closed form)."""
+                           *, title: str | None = None, ax=None, log: bool = True) -> Figure:
+    """Largest relative position against N, one line per method (label may carry its closed form).
+
+    ``log``: both axes base 2 (default), or linear ones from 0 (a fine grid of N shows sawtooths).
+    """
     lengths = np.asarray(list(lengths), dtype=np.float64)
     if lengths.ndim != 1 or len(lengths) == 0 or (lengths < 1).any():
         raise ValueError("lengths must be a non-empty sequence of positive integers")
@@ -116,10 +119,11 @@ def plot_largest_positions(lengths: Sequence[int], curves: Mapping[str, Sequence
                 linestyle="-" if k < 8 else "--", label=label)
     ax.axhspan(pretrained_length - 0.5, max(top, pretrained_length) * 1.5, color=UNSEEN_COLOR, alpha=0.15,
                linewidth=0, label=f"never trained (>= L = {pretrained_length})")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
+    if log:
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
     ax.set_xlim(lengths.min(), lengths.max())
-    ax.set_ylim(1, max(top, pretrained_length) * 1.5)
+    ax.set_ylim(1 if log else 0, max(top, pretrained_length) * (1.5 if log else 1.15))
     ax.set_xlabel("sequence length N")
     ax.set_ylabel("largest relative position")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
@@ -153,5 +157,49 @@ def plot_relatives_results(lengths: Sequence[int], bits: Mapping[str, Sequence[f
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     if title is not None:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_map_comparison(first: tuple, second: tuple, labels: Sequence[str], *, fontsize: float = 11.0) -> Figure:
+    """Two methods' maps side by side and a third panel: second minus first, on the cells both attend.
+
+    ``first`` and ``second`` are (values, regions, attended) [n, n] (``selfextend.methods.position_map``).
+    In the difference panel equal cells stay white, a key the second method puts farther away
+    (positive) is red, nearer blue, each with its number; future cells are grey. Sized for a projector.
+    """
+    if len(labels) != 2:
+        raise ValueError(f"labels must name the two maps, got {len(labels)} labels")
+    a, b = (_as_numpy(first[0], "first values", np.float64), _as_numpy(second[0], "second values", np.float64))
+    if a.shape != b.shape:
+        raise ValueError(f"the two maps must share one shape, got {a.shape} and {b.shape}")
+    seen = _as_numpy(first[2], "first attended").astype(bool) & _as_numpy(second[2], "second attended").astype(bool)
+    n_rows, n_cols = a.shape
+    cell = 0.42
+    fig, axes = plt.subplots(1, 3, figsize=(3 * (cell * n_cols + 0.3), cell * n_rows + 1.2))
+    for ax, (values, regions, attended), label in zip(axes[:2], (first, second), labels):
+        plot_position_map(values, regions, attended, fontsize=fontsize, ax=ax)
+        ax.set_title(label, fontsize=fontsize + 3)
+    diff = np.where(seen, b - a, 0.0)
+    top = max(1.0, float(np.abs(diff).max()))
+    ax = axes[2]
+    grid = dict(edgecolors=GRID_COLOR, linewidth=0.5)
+    ax.pcolormesh(np.arange(n_cols + 1), np.arange(n_rows + 1), seen.astype(float),
+                  cmap=ListedColormap([FUTURE_COLOR, "white"]), vmin=0, vmax=1, **grid)
+    ax.pcolormesh(np.arange(n_cols + 1), np.arange(n_rows + 1), np.ma.masked_where(~seen | (diff == 0), diff),
+                  cmap="RdBu_r", vmin=-top, vmax=top, **grid)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            if seen[i, j] and diff[i, j] != 0:
+                ax.text(j + 0.5, i + 0.5, f"{diff[i, j]:+g}", ha="center", va="center", fontsize=fontsize,
+                        color="white" if abs(diff[i, j]) > 0.6 * top else "black")
+    ax.set_xlim(0, n_cols)
+    ax.set_ylim(n_rows, 0)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title("difference (right minus left)", fontsize=fontsize + 3)
     fig.tight_layout()
     return fig
