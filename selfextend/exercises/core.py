@@ -3,7 +3,9 @@
 A learner's answer lives in the notebook's namespace (``globals()``); an exercise reads the names it
 needs from there, compares them with the answer key (the package's own functions) and says what is
 wrong. ``check()`` never raises: whatever the learner's code does, the outcome is a ``Feedback``
-whose text is the same on every run (no addresses, no timings, floats rounded).
+whose text is the same on every run (no addresses, no timings, floats rounded). A wrong answer's text
+says what to check (too large or too small, the type or shape expected, which entry of a tensor) but
+never the expected value itself.
 """
 from __future__ import annotations
 
@@ -126,6 +128,8 @@ def describe(value) -> str:
     try:
         if value is ____:
             return "____"
+        if value is None:
+            return "None"
         if isinstance(value, (bool, int, float)):
             return fmt_number(value)
         if isinstance(value, torch.Tensor):
@@ -152,6 +156,7 @@ def describe(value) -> str:
 
 
 def contains_placeholder(value) -> bool:
+    """True when ``value`` is ``____`` or holds it (in a list, tuple, set or dict)."""
     if value is ____:
         return True
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -161,33 +166,168 @@ def contains_placeholder(value) -> bool:
     return False
 
 
+def _about(ratio: float) -> str:
+    """A ratio > 1 rounded for a message: '2x', '2.5x', '13x'."""
+    rounded = round(ratio * 2) / 2 if ratio < 10 else float(f"{ratio:.2g}")
+    return f"{rounded:g}x"
+
+
+def compare_numbers(got: float, expected: float) -> str:
+    """How a wrong number compares with the expected one, without giving it: 'too large (about 2x ...)'."""
+    got, expected = float(got), float(expected)
+    if math.isnan(got):
+        return "NaN (not a number): look for 0 / 0 or inf - inf"
+    if math.isinf(got):
+        return f"{'+' if got > 0 else '-'}inf: look for a division by zero or an overflow"
+    side = "too large" if got > expected else "too small"
+    if math.isnan(expected) or math.isinf(expected) or got == expected:
+        return "not the expected value"
+    if got.is_integer() and expected.is_integer() and abs(got - expected) == 1:
+        return f"off by one (one {'too many' if got > expected else 'too few'})"
+    if expected == 0 or got == 0:
+        return side
+    ratio = got / expected
+    if ratio < 0:
+        return f"{side}: it has the wrong sign"
+    if ratio >= 1.5:
+        return f"{side} (about {_about(ratio)} the expected value)"
+    if ratio <= 1 / 1.5:
+        return f"{side} (the expected value is about {_about(1 / ratio)} yours)"
+    return f"slightly {side} (by less than 10%)" if abs(ratio - 1) < 0.1 else f"{side} (by 10% to 50%)"
+
+
+def _shape(shape) -> str:
+    """A shape as a Python tuple: (8, 8), (8,), ()."""
+    return str(tuple(int(s) for s in shape))
+
+
+def _index(flat: int, shape) -> str:
+    """The index [i, j, ...] of entry ``flat`` of a tensor of ``shape`` (row-major)."""
+    index = []
+    for size in reversed(tuple(shape)):
+        flat, rest = divmod(flat, int(size))
+        index.append(rest)
+    return "[" + ", ".join(str(i) for i in reversed(index)) + "]"
+
+
+def _runs(indices: list[int], limit: int = 6) -> str:
+    """0, 1, 2, 5, 7, 8 as '0-2, 5, 7-8' (at most ``limit`` runs, then '...')."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    text = [str(a) if a == b else f"{a}-{b}" for a, b in runs[:limit]]
+    return ", ".join(text) + (", ..." if len(runs) > limit else "")
+
+
+def _where(wrong: torch.Tensor) -> tuple[int, str]:
+    """(flat index of the first wrong entry, 'k of n entries are wrong' plus the rows that hold them)."""
+    first = int(wrong.flatten().nonzero()[0])
+    count = int(wrong.sum())
+    text = f"{count} of {wrong.numel()} entries {'is' if count == 1 else 'are'} wrong"
+    if wrong.dim() >= 2 and wrong.shape[-2] > 1:
+        rows = wrong.reshape(-1, wrong.shape[-2], wrong.shape[-1]).any(dim=0).any(dim=-1)
+        if not bool(rows.all()):
+            found = rows.nonzero().flatten().tolist()
+            text += f" (all in row{'s' if len(found) > 1 else ''} {_runs(found)}"
+            text += ")" if wrong.dim() == 2 else " of dimension -2)"
+    return first, text
+
+
+def _tensor_difference(got: torch.Tensor, expected: torch.Tensor, tolerance: float) -> str | None:
+    """None when two tensors of the same shape agree, else how many entries differ, where, and which way."""
+    if expected.dtype == torch.bool:
+        if got.dtype != torch.bool:
+            return f"a {str(got.dtype).replace('torch.', '')} tensor, expected a bool tensor (True / False)"
+        wrong = got != expected
+        if not bool(wrong.any()):
+            return None
+        if bool(wrong.all()):
+            return "every entry is the opposite of the expected one: True and False are swapped"
+        first, text = _where(wrong)
+        return f"{text}; the first, at {_index(first, got.shape)}, is {bool(got.flatten()[first])} in yours"
+    if got.is_floating_point() or expected.is_floating_point():
+        got, expected = got.to(torch.float64), expected.to(torch.float64)
+    if got.dim() == 0:
+        close = abs(float(got) - float(expected)) <= tolerance * max(1.0, abs(float(expected)))
+        return None if close else f"{describe(float(got))} is {compare_numbers(float(got), float(expected))}"
+    if got.is_floating_point():
+        nan = torch.isnan(got) & ~torch.isnan(expected)
+        if bool(nan.any()):
+            first = int(nan.flatten().nonzero()[0])
+            return f"it contains NaN (the first at {_index(first, got.shape)}): look for 0 / 0 or inf - inf"
+        infinite = (torch.isinf(got) | torch.isinf(expected)) & (got != expected)
+        if bool(infinite.any()):
+            first = int(infinite.flatten().nonzero()[0])
+            yours, masked = float(got.flatten()[first]), bool(torch.isinf(expected.flatten()[first]))
+            state = ("is finite, but that entry is masked (infinite)" if not math.isinf(yours) else
+                     "is infinite, but that entry is not masked" if not masked else "is the infinity of the other sign")
+            return f"the infinite (masked) entries are not where they should be: at {_index(first, got.shape)} yours {state}"
+        finite = torch.isfinite(expected)
+        scale = max(1.0, float(expected[finite].abs().max()) if bool(finite.any()) else 1.0)
+        wrong = (got - expected).abs().nan_to_num(0.0) > tolerance * scale
+    else:
+        wrong = got != expected
+    if not bool(wrong.any()):
+        return None
+    if got.is_floating_point():
+        factor = _common_factor(got, expected, tolerance * scale)
+        if factor is not None and abs(factor + 1) < 1e-3:
+            return "every entry has the wrong sign"
+        if factor is not None:
+            size = (f"about {_about(abs(factor))} the expected one" if abs(factor) >= 1 else
+                    f"smaller than the expected one (which is about {_about(1 / abs(factor))} yours)")
+            return f"every entry is {size}" + (" with the wrong sign" if factor < 0 else "") + ": a missing or extra factor?"
+    first, text = _where(wrong)
+    direction = compare_numbers(float(got.flatten()[first]), float(expected.flatten()[first]))
+    return f"{text}; the first, at {_index(first, got.shape)}, is {direction}"
+
+
+def _common_factor(got: torch.Tensor, expected: torch.Tensor, tolerance: float) -> float | None:
+    """The factor c when got = c * expected in every entry (c != 1, to 0.1%), else None."""
+    nonzero = expected.abs() > tolerance
+    if int(nonzero.sum()) < 2 or not bool(torch.isfinite(expected).all()):
+        return None
+    if bool(((got - expected).abs() > tolerance)[~nonzero].any()):
+        return None
+    ratios = got[nonzero] / expected[nonzero]
+    factor = float(ratios.median())
+    if factor == 0 or abs(factor - 1) < 1e-3 or float((ratios - factor).abs().max()) > 1e-3 * abs(factor):
+        return None
+    return factor
+
+
+def _shape_hint(got: tuple, expected: tuple) -> str:
+    """What a wrong shape usually means: a transpose or reshape, or a size-1 dimension too many or too few."""
+    if tuple(s for s in got if s != 1) == tuple(s for s in expected if s != 1):
+        return " (a dimension of size 1 too many or too few: [None], .unsqueeze or .squeeze)"
+    if math.prod(got) == math.prod(expected):
+        return " (the right number of entries in another arrangement: transposed or reshaped?)"
+    return ""
+
+
 def difference(got, expected, tolerance: float = 1e-6) -> str | None:
-    """None when ``got`` equals ``expected`` (numbers within ``tolerance``), else what differs."""
+    """None when ``got`` equals ``expected`` (numbers within ``tolerance``), else what differs and which way.
+
+    The text never states the expected value: it says too large or too small (and by about how much),
+    the expected type or shape, and for a tensor how many entries are wrong and where the first one is.
+    """
     if isinstance(expected, torch.Tensor):
         if not isinstance(got, torch.Tensor):
             try:
                 got = torch.as_tensor(got)
             except Exception:
-                return f"expected a tensor, got {describe(got)}"
+                return f"expected a tensor of shape {_shape(expected.shape)}, got {describe(got)}"
         if tuple(got.shape) != tuple(expected.shape):
-            return f"shape {list(got.shape)}, expected {list(expected.shape)}"
-        if expected.dtype == torch.bool:
-            if got.dtype != torch.bool:
-                return f"a {str(got.dtype).replace('torch.', '')} tensor, expected a bool tensor (True / False)"
-            wrong = int((got != expected).sum())
-            return None if wrong == 0 else f"{wrong} of {expected.numel()} entries differ"
-        if got.is_floating_point() or expected.is_floating_point():
-            got64, exp64 = got.to(torch.float64), expected.to(torch.float64)
-            if bool(torch.isnan(got64).any()) and not bool(torch.isnan(exp64).any()):
-                return "it contains NaN"
-            gap = float((got64 - exp64).abs().max()) if got64.numel() else 0.0
-            scale = max(1.0, float(exp64.abs().max()) if exp64.numel() else 1.0)
-            return None if gap <= tolerance * scale else f"largest difference {gap:.3g}"
-        wrong = int((got != expected).sum())
-        return None if wrong == 0 else f"{wrong} of {expected.numel()} entries differ"
+            return f"expected a tensor of shape {_shape(expected.shape)}, got {_shape(got.shape)}" + _shape_hint(
+                tuple(got.shape), tuple(expected.shape))
+        return _tensor_difference(got, expected, tolerance)
     if isinstance(expected, bool):
-        return None if got is expected or (isinstance(got, bool) and got == expected) else (
-            f"{describe(got)}, expected {describe(expected)}")
+        if not isinstance(got, bool):
+            return f"expected True or False, got {describe(got)}"
+        return None if got == expected else f"{describe(got)} is not right"
     if isinstance(expected, int):
         if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.is_floating_point():
             got = int(got)
@@ -195,23 +335,26 @@ def difference(got, expected, tolerance: float = 1e-6) -> str | None:
             return f"{describe(got)} is a float; positions and counts are integers (use //, int(...) or math.ceil)"
         if not isinstance(got, int) or isinstance(got, bool):
             return f"expected an integer, got {describe(got)}"
-        return None if got == expected else f"{describe(got)}, expected a different number"
+        return None if got == expected else f"{describe(got)} is {compare_numbers(got, expected)}"
     if isinstance(expected, float):
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = float(got)
         if isinstance(got, bool) or not isinstance(got, (int, float)):
             return f"expected a number, got {describe(got)}"
         return None if abs(got - expected) <= tolerance * max(1.0, abs(expected)) else (
-            f"{describe(got)}, expected a different number")
+            f"{describe(got)} is {compare_numbers(got, expected)}")
     if isinstance(expected, (set, frozenset)):
         if not isinstance(got, (set, frozenset)):
             return f"expected a set, got {describe(got)}"
-        return None if set(got) == set(expected) else f"{describe(got)}, expected a different set"
+        extra, missing = set(got) - set(expected), set(expected) - set(got)
+        parts = ([f"{describe(extra)} should not be in it"] if extra else []) + (
+            [f"{len(missing)} element{'s are' if len(missing) > 1 else ' is'} missing"] if missing else [])
+        return "; ".join(parts) or None
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)):
-            return f"expected a list, got {describe(got)}"
+            return f"expected a {type(expected).__name__} of {len(expected)} items, got {describe(got)}"
         if len(got) != len(expected):
-            return f"{len(got)} items, expected {len(expected)}"
+            return f"expected {len(expected)} items, got {len(got)}"
         for index, (g, e) in enumerate(zip(got, expected)):
             gap = difference(g, e, tolerance)
             if gap is not None:
@@ -227,7 +370,9 @@ def difference(got, expected, tolerance: float = 1e-6) -> str | None:
             if gap is not None:
                 return f"[{describe(key)}]: {gap}"
         return None
-    return None if got == expected else f"{describe(got)}, expected {describe(expected)}"
+    if type(got) is not type(expected):
+        return f"expected a {type(expected).__name__}, got {describe(got)}"
+    return None if got == expected else f"{describe(got)} is not the expected {type(expected).__name__}"
 
 
 def raised(error: BaseException, where: str) -> str:
@@ -376,6 +521,8 @@ class Function(Exercise):
                 return Feedback(INCORRECT, mistake.message)
         for case, out in zip(cases, outputs):
             gap = difference(out, self.answer(*_fresh(case.args)), self.tolerance)
+            if gap is not None and out is None:
+                return Feedback(INCORRECT, f"for {case.label}: `{name}` returned None (a missing `return`?)")
             if gap is not None:
                 return Feedback(INCORRECT, f"for {case.label}: {gap}")
         return Feedback(CORRECT, f"`{name}` agrees with the package on {len(cases)} cases.")

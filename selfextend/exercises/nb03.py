@@ -8,7 +8,8 @@ from . import mistakes
 from .core import Case, Explain, Function, Value, Wrong
 
 
-def _step_mask() -> torch.Tensor:
+def _decoding_mask() -> torch.Tensor:
+    """Answer key: which of 12 keys the query at position 11 groups (w = 4)."""
     return positions.grouped_attention_mask(1, 12, 4)  # [1, 12], True = grouped
 
 
@@ -44,17 +45,19 @@ def _reference(q, k, v, group_size, window):
 EXERCISES = [
     Value(
         prompt="The merge mask of one decoding step (query at 11, 12 keys, w = 4): True where the key is grouped.",
-        names=("step_mask",),
-        starter="n, w = 12, 4\n"
-                "step_mask = ____  # bool tensor [1, 12]: True where the query at position 11 uses the grouped logit",
-        answer=lambda: {"step_mask": _step_mask()},
-        hints=["Build Algorithm 1's full n x n `mask` (cell above) and take its last row: `mask[-1:]`.",
-               "Algorithm 1's mask is 1 where the *neighbor* logit is kept, so the grouped keys are `mask[-1:] == 0`."],
+        names=("decoding_mask",),
+        starter="n_keys, window = 12, 4\n"
+                "decoding_mask = ____  # bool tensor [1, 12]: True where the query at position 11 uses the grouped logit",
+        answer=lambda: {"decoding_mask": _decoding_mask()},
+        hints=["Build Algorithm 1's full n_keys x n_keys mask as in the cell above, under a new name (say "
+               "`merge_mask`, so that the lesson's `mask` stays as it is), and take its last row: `merge_mask[-1:]`.",
+               "Algorithm 1's mask is 1 where the *neighbor* logit is kept, so the grouped keys are "
+               "`merge_mask[-1:] == 0`."],
         wrong=[
             Wrong("True should mark the *grouped* keys (i - j >= w). Algorithm 1's mask is 1 for the neighbor "
-                  "logits: take `mask[-1:] == 0`.", {"step_mask": ~_step_mask()}),
+                  "logits: take its last row `== 0`.", {"decoding_mask": ~_decoding_mask()}),
             Wrong("key 7 is at distance exactly w = 4 from the query: at i - j = w the grouped logit is used "
-                  "(i - j >= w, not > w).", {"step_mask": torch.tensor([[True] * 7 + [False] * 5])}),
+                  "(i - j >= w, not > w).", {"decoding_mask": torch.tensor([[True] * 7 + [False] * 5])}),
         ],
     ),
     Explain(

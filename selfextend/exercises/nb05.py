@@ -45,9 +45,9 @@ EXERCISES = [
         ],
     ),
     Function(
-        prompt="Write `reach(L, g, w)`: Eq. 4, the longest input whose relative positions all stay below L.",
-        names=("reach",),
-        starter="def reach(L, g, w):\n"
+        prompt="Write `eq4_reach(L, g, w)`: Eq. 4, the longest input whose relative positions all stay below L.",
+        names=("eq4_reach",),
+        starter="def eq4_reach(L, g, w):\n"
                 "    # Eq. 4 of the paper\n"
                 "    return ____",
         answer=positions.max_context_length,
@@ -56,11 +56,11 @@ EXERCISES = [
                "`(L - w) * g + w`."],
         wrong=[
             Wrong("Eq. 4 is (L - w) * g + w, not L * g: the window keeps w of the L positions for itself.",
-                  {"reach": mistakes.reach_without_window}),
+                  {"eq4_reach": mistakes.reach_without_window}),
             Wrong("you forgot the + w: the window's w tokens come on top of the (L - w) * g grouped ones.",
-                  {"reach": lambda L_, g, w: (L_ - w) * g}),
+                  {"eq4_reach": lambda L_, g, w: (L_ - w) * g}),
             Wrong("that is L * g + w: only L - w positions are left for the groups.",
-                  {"reach": lambda L_, g, w: L_ * g + w}),
+                  {"eq4_reach": lambda L_, g, w: L_ * g + w}),
         ],
     ),
 ]

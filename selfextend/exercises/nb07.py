@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import positions
 from ..tiny.model import TinyLMConfig
-from .core import Explain, Predicate, Value, Wrong, describe
+from .core import Explain, Predicate, Value, Wrong, compare_numbers, describe
 
 L = TinyLMConfig().train_length  # 128 bytes
 N = 8 * L  # the grid's input length
@@ -15,10 +15,14 @@ def _thumb(n: int, w: int) -> int:
     return next(g for g in range(1, 10 * n) if positions.largest_relative_position(n, g, w) < (2 / 3) * L)
 
 
-def _predicted_break(g, w, predicted_break) -> str | None:
+def _predicted_break(marked_g, marked_w, predicted_break) -> str | None:
+    """None when (marked_g, marked_w) is a cell marked "x" and predicted_break is its Eq. 4 limit, else why not."""
+    g, w = marked_g, marked_w
     if g not in GROUP_SIZES or w not in WINDOWS:
-        return (f"(g, w) = ({describe(g)}, {describe(w)}) is not a cell of the grid: "
+        return (f"(marked_g, marked_w) = ({describe(g)}, {describe(w)}) is not a cell of the grid: "
                 f"g in {list(GROUP_SIZES)}, w in {list(WINDOWS)}.")
+    if isinstance(predicted_break, bool) or not isinstance(predicted_break, (int, float)):
+        return f"predicted_break: expected a number of bytes, got {describe(predicted_break)}."
     reach = positions.max_context_length(L, g, w)
     if predicted_break == L * g:
         return "Eq. 4 is (L - w) * g + w, not L * g: the window keeps w of the L positions."
@@ -27,7 +31,8 @@ def _predicted_break(g, w, predicted_break) -> str | None:
     if isinstance(predicted_break, float):
         return "Eq. 4 gives an integer number of tokens."
     if predicted_break != reach:
-        return f"for g = {g}, w = {w}, Eq. 4 gives a different number: (L - w) * g + w with L = {L}."
+        return (f"for g = {g}, w = {w}, {describe(predicted_break)} is {compare_numbers(predicted_break, reach)}: "
+                f"Eq. 4 is (L - w) * g + w with L = {L}.")
     if reach >= N:
         return f"that cell reaches {reach} >= {N} bytes: it is not marked \"x\". Pick a cell that breaks before {N}."
     return None
@@ -36,19 +41,19 @@ def _predicted_break(g, w, predicted_break) -> str | None:
 EXERCISES = [
     Predicate(
         prompt="Pick a grid cell marked \"x\" and predict from Eq. 4 where its loss curve breaks.",
-        names=("g", "w", "predicted_break"),
-        starter="g, w = ____, ____      # a cell of the grid marked \"x\"\n"
-                "predicted_break = ____  # where its loss curve should break (Eq. 4), in bytes",
+        names=("marked_g", "marked_w", "predicted_break"),
+        starter="marked_g, marked_w = ____, ____  # g and w of a cell of the grid marked \"x\"\n"
+                "predicted_break = ____            # where its loss curve should break (Eq. 4), in bytes",
         test=_predicted_break,
         hints=["Cells marked \"x\" have (L - w) * g + w < 1024: for example g = 4 or g = 8.",
-               "`se.max_context_length(L, g, w)`; then measure with `evaluate.position_bits` and `evaluate.break_position`."],
+               "`se.max_context_length(L, marked_g, marked_w)`; then measure with `evaluate.position_bits` and `evaluate.break_position`."],
         wrong=[
             Wrong("Eq. 4 is (L - w) * g + w, not L * g: the window keeps w of the L positions.",
-                  {"g": 4, "w": 32, "predicted_break": 512}),
+                  {"marked_g": 4, "marked_w": 32, "predicted_break": 512}),
             Wrong("you forgot the + w: the window's w tokens come on top of the (L - w) * g grouped ones.",
-                  {"g": 4, "w": 32, "predicted_break": 384}),
+                  {"marked_g": 4, "marked_w": 32, "predicted_break": 384}),
             Wrong(f"that cell reaches 1808 >= {N} bytes: it is not marked \"x\". Pick a cell that breaks before {N}.",
-                  {"g": 16, "w": 16, "predicted_break": 1808}),
+                  {"marked_g": 16, "marked_w": 16, "predicted_break": 1808}),
         ],
     ),
     Value(

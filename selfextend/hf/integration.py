@@ -565,6 +565,21 @@ class SelfExtend:
         output, weights = result if want_weights else (result, None)
         return output.transpose(1, 2).contiguous(), weights
 
+    def _unpadded_call(self, module, query, key, value, attention_mask, kwargs) -> tuple:
+        """For handles that take unpadded rows only (SlidingWindow, MappedPositions): count the call, refuse
+        padding and attention weights, drop a static cache's empty slots -> (key, value, length)."""
+        self.calls += 1
+        self._reached.add(module)
+        if attention_mask is not None:
+            raise ValueError(f"padding is not supported by {self._title}: pass unpadded rows (attention_mask all ones)")
+        if kwargs.get("output_attentions", False):
+            raise ValueError(f"output_attentions is not supported by {self._title} (it builds no attention matrix)")
+        nq, nk = query.shape[2], key.shape[2]
+        length = self._length if self._length is not None and nq <= self._length <= nk else nk
+        if length < nk:  # a static cache's empty slots go
+            key, value = key[:, :, :length], value[:, :, :length]
+        return key, value, length
+
     def _mask_positions(self, attention_mask: torch.Tensor, nq: int, nk: int, device):
         """(bool mask, positions_from_mask(mask)), counted once per mask per forward (not per layer)."""
         cached = self._positions.get(id(attention_mask))

@@ -63,16 +63,8 @@ class MappedPositions(SelfExtend):
         if sliding_window is not None or _is_local_layer(module):  # the model's own local layers (or refused)
             return super()._attention(module, query, key, value, attention_mask, scaling, dropout, softcap,
                                       sliding_window, **kwargs)
-        self.calls += 1
-        self._reached.add(module)
-        if attention_mask is not None:
-            raise ValueError("padding is not supported by MappedPositions: pass unpadded rows (attention_mask all ones)")
-        if kwargs.get("output_attentions", False):
-            raise ValueError("output_attentions is not supported by MappedPositions (the fast kernel forms no weights)")
-        nq, nk = query.shape[2], key.shape[2]
-        length = self._length if self._length is not None and nq <= self._length <= nk else nk
-        if length < nk:  # a static cache's empty slots go
-            key, value = key[:, :, :length], value[:, :, :length]
+        key, value, length = self._unpadded_call(module, query, key, value, attention_mask, kwargs)
+        nq = query.shape[2]
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
         inv_freq = _inverse_frequencies(self.rotary[module], module)
         positions = torch.arange(length, device=query.device)  # keys 0 .. N - 1, queries the last nq

@@ -54,18 +54,9 @@ class SlidingWindow(SelfExtend):
         if sliding_window is not None or _is_local_layer(module):  # the model's own local layers (or refused)
             return super()._attention(module, query, key, value, attention_mask, scaling, dropout, softcap,
                                       sliding_window, **kwargs)
-        self.calls += 1
-        self._reached.add(module)
-        if attention_mask is not None:
-            raise ValueError("padding is not supported by SlidingWindow: pass unpadded rows (attention_mask all ones)")
         if softcap is not None:
             raise ValueError(f"attention logit soft-capping (softcap={softcap}) is not supported by SlidingWindow")
-        if kwargs.get("output_attentions", False):
-            raise ValueError("output_attentions is not supported by SlidingWindow (it builds no attention matrix)")
-        nq, nk = query.shape[2], key.shape[2]
-        length = self._length if self._length is not None and nq <= self._length <= nk else nk
-        if length < nk:  # a static cache's empty slots go
-            key, value = key[:, :, :length], value[:, :, :length]
+        key, value, _ = self._unpadded_call(module, query, key, value, attention_mask, kwargs)
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
         output = sliding_window_attention(query, key, value, self.window, scale=scale)  # [b, hq, nq, d]
         return output.transpose(1, 2).contiguous(), None

@@ -1,20 +1,25 @@
 """Build the offline site (`make site`) or only the slides (`make slides`) into site/.
 
-    python tools/site/build.py            # pages, slides, index, figures, static assets
-    python tools/site/build.py --slides   # only the slides (and the assets they need)
+    python tools/site/build.py                  # pages, slides, index, figures, static assets
+    python tools/site/build.py --slides         # only the slides (and the assets they need)
+    python tools/site/build.py --working-tree   # from the files on disk, uncommitted edits included
 
-Notebooks are rendered with their committed outputs (never executed). An output is rebuilt only when
-its notebook or these build files changed (hashes in site/.build-manifest.json). Layout of site/:
+Notebooks are rendered with their committed outputs (never executed): every notebook, figure, the README
+and the guide are read from the commit HEAD points to (source.py), so answers a participant's JupyterLab
+autosaved into the working tree never reach the site; outside a git checkout the build uses the files on
+disk and says so. An output is rebuilt only when its notebook or these build files changed (hashes in
+site/.build-manifest.json). Layout of site/:
 
     index.html                       notebooks, gallery (from the README) and solutions
     notebooks/NN_name.html           one page per notebook, notebooks/solutions/ for the solutions
     slides/NN_name.slides.html       reveal.js slides of each notebook
-    figures/                         a copy of figures/ (the gallery's images)
+    figures/                         the committed figures/ (the gallery's images)
     static/                          MathJax 3, reveal.js and require.js from tools/site/node_modules
     workshop.html                    notebooks/WORKSHOP.md, when it exists
 """
+from __future__ import annotations
+
 import argparse
-import copy
 import hashlib
 import json
 import re
@@ -33,13 +38,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import index  # noqa: E402
 from slides import SlideMetadata  # noqa: E402
+from source import Source, open_source  # noqa: E402
 from widgets import StaticWidgets  # noqa: E402
 
 ROOT = HERE.parents[1]
 SITE = ROOT / "site"
 NODE = HERE / "node_modules"
 TEMPLATES = HERE / "templates"
-MANIFEST = SITE / ".build-manifest.json"
+MANIFEST = ".build-manifest.json"  # inside site/
+LEARNER, SOLUTIONS = "notebooks/[0-9]*.ipynb", "notebooks/solutions/[0-9]*.ipynb"
 # Files copied from the npm packages into site/static/ (source under node_modules -> target under static/).
 ASSETS = {
     "mathjax/es5/tex-chtml-full.js": "mathjax/tex-chtml-full.js",
@@ -53,9 +60,22 @@ ASSETS = {
 }
 
 
-def notebooks() -> list[Path]:
-    """Every notebook the site shows, learner notebooks first, then the solutions."""
-    return sorted(ROOT.glob("notebooks/[0-9]*.ipynb")) + sorted(ROOT.glob("notebooks/solutions/[0-9]*.ipynb"))
+def notebooks(source: Source) -> list[str]:
+    """Every notebook the site shows (repository paths), learner notebooks first, then the solutions."""
+    return source.files(LEARNER) + source.files(SOLUTIONS)
+
+
+def is_solution(name: str) -> bool:
+    """Whether a repository path is one of notebooks/solutions/."""
+    return name.startswith("notebooks/solutions/")
+
+
+def pair_of(name: str, available: set[str]) -> str | None:
+    """A notebook's solutions notebook, or a solutions notebook's learner notebook, when the source has it."""
+    stem = Path(name).stem
+    pair = (f"notebooks/{stem.removesuffix('_solutions')}.ipynb" if is_solution(name)
+            else f"notebooks/solutions/{stem}_solutions.ipynb")
+    return pair if pair in available else None
 
 
 def title_of(nb) -> str:
@@ -87,129 +107,155 @@ def ensure_node_modules() -> None:
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True)
 
 
-def copy_assets() -> None:
-    """site/static/ (from node_modules) and site/figures/ (from figures/)."""
+def copy_static(site: Path) -> None:
+    """site/static/ (from node_modules)."""
     for source, target in ASSETS.items():
-        src, dst = NODE / source, SITE / "static" / target
+        src, dst = NODE / source, site / "static" / target
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
             shutil.copytree(src, dst, dirs_exist_ok=True)
         else:
             shutil.copy2(src, dst)
-    shutil.copytree(ROOT / "figures", SITE / "figures", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("*.csv", "README.md"))
 
 
-def page_path(notebook: Path) -> Path:
-    """site/notebooks/... .html for notebooks/... .ipynb."""
-    return SITE / notebook.relative_to(ROOT).with_suffix(".html")
+def copy_figures(source: Source, site: Path) -> int:
+    """site/figures/ afresh from the source's figures/ (no CSV, no README); returns the number of files."""
+    shutil.rmtree(site / "figures", ignore_errors=True)
+    names = [p for p in source.under("figures") if not p.endswith(".csv") and Path(p).name != "README.md"]
+    for name in names:
+        target = site / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes(name))
+    return len(names)
 
 
-def slides_path(notebook: Path) -> Path:
+def page_path(name: str, site: Path) -> Path:
+    """site/notebooks/... .html for the repository path notebooks/... .ipynb."""
+    return site / Path(name).with_suffix(".html")
+
+
+def slides_path(name: str, site: Path) -> Path:
     """site/slides/NAME.slides.html (learner notebooks only)."""
-    return SITE / "slides" / (notebook.stem + ".slides.html")
+    return site / "slides" / (Path(name).stem + ".slides.html")
 
 
-def up(path: Path) -> str:
+def up(path: Path, site: Path) -> str:
     """The relative prefix from the folder of a site file back to site/ ('..', '../..')."""
-    depth = len(path.relative_to(SITE).parts) - 1
+    depth = len(path.relative_to(site).parts) - 1
     return "/".join([".."] * depth) or "."
 
 
-def rel(target: Path, start: Path) -> str:
+def rel(target: Path, start: Path, site: Path) -> str:
     """target relative to the folder of start, as a URL."""
-    return f"{up(start)}/{target.relative_to(SITE).as_posix()}"
+    return f"{up(start, site)}/{target.relative_to(site).as_posix()}"
 
 
-def render(job: tuple[str, str]) -> tuple[str, float]:
-    """Render one notebook to a page or to slides; returns (output path, seconds)."""
-    kind, name = job
+def render(job: tuple[str, str, str, str, str | None]) -> tuple[str, float]:
+    """Render one notebook to a page or to slides; job: (kind, repository path, notebook JSON, site folder,
+    the paired notebook or None). Returns (output path, seconds)."""
+    kind, name, text, site_dir, pair = job
     start = time.perf_counter()
-    notebook = ROOT / name
-    nb = nbformat.read(notebook, as_version=4)
+    folder = Path(site_dir)
+    nb = nbformat.reads(text, as_version=4)
     nb.metadata["title"] = title_of(nb)
     nb, _ = StaticWidgets().preprocess(nb, {})
-    out = page_path(notebook) if kind == "page" else slides_path(notebook)
-    root = up(out)
+    out = page_path(name, folder) if kind == "page" else slides_path(name, folder)
+    root = up(out, folder)
     site = {"home": f"{root}/index.html", "slides": None, "pair": None, "pair_label": ""}
     common = dict(extra_template_basedirs=[str(TEMPLATES)], extra_template_paths=[str(TEMPLATES / "common")],
                   mathjax_url=f"{root}/static/mathjax/tex-chtml-full.js",
                   require_js_url=f"{root}/static/require.js")
     if kind == "page":
         exporter = HTMLExporter(template_name="selfextend_lab", **common)
-        solution = ROOT / "notebooks" / "solutions" / f"{notebook.stem}_solutions.ipynb"
-        if notebook.parent.name != "solutions":
-            site["slides"] = rel(slides_path(notebook), out)
-            if solution.exists():
-                site.update(pair=rel(page_path(solution), out), pair_label="solutions")
-        else:
-            learner = ROOT / "notebooks" / f"{notebook.stem.removesuffix('_solutions')}.ipynb"
-            if learner.exists():
-                site.update(pair=rel(page_path(learner), out), pair_label="the notebook")
+        if not is_solution(name):
+            site["slides"] = rel(slides_path(name, folder), out, folder)
+        if pair:
+            site.update(pair=rel(page_path(pair, folder), out, folder),
+                        pair_label="the notebook" if is_solution(name) else "solutions")
     else:
         nb, _ = SlideMetadata().preprocess(nb, {})
         exporter = SlidesExporter(template_name="selfextend_reveal", reveal_url_prefix=f"{root}/static/reveal.js",
                                   reveal_theme="white", reveal_number="c/t", **common)
-    body, _ = exporter.from_notebook_node(nb, resources={"site": site, "metadata": {"name": notebook.stem}})
+    body, _ = exporter.from_notebook_node(nb, resources={"site": site, "metadata": {"name": Path(name).stem}})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(body, encoding="utf-8")
-    return str(out.relative_to(ROOT)), time.perf_counter() - start
+    return (folder.name / out.relative_to(folder)).as_posix(), time.perf_counter() - start
 
 
-def write_index(sources: list[Path]) -> None:
-    """site/index.html (and site/workshop.html when notebooks/WORKSHOP.md exists)."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def write_index(source: Source, site: Path, sources: list[str]) -> None:
+    """site/index.html (and site/workshop.html when notebooks/WORKSHOP.md exists), from the source's files."""
+    readme = source.read_text("README.md")
     entries = {"notebooks": [], "solutions": []}
-    for notebook in sources:
-        nb = nbformat.read(notebook, as_version=4)
-        entry = {"title": title_of(nb), "file": notebook.name,
-                 "page": page_path(notebook).relative_to(SITE).as_posix(),
-                 "slides": slides_path(notebook).relative_to(SITE).as_posix()}
-        entries["solutions" if notebook.parent.name == "solutions" else "notebooks"].append(entry)
+    for name in sources:
+        nb = nbformat.reads(source.read_text(name), as_version=4)
+        entry = {"title": title_of(nb), "file": Path(name).name,
+                 "page": page_path(name, site).relative_to(site).as_posix(),
+                 "slides": slides_path(name, site).relative_to(site).as_posix()}
+        entries["solutions" if is_solution(name) else "notebooks"].append(entry)
     extras = []
-    guide = ROOT / "notebooks" / "WORKSHOP.md"
-    if guide.exists():
+    guide = "notebooks/WORKSHOP.md"
+    if source.exists(guide):
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES / "common"))
         mathjax = env.get_template("offline_mathjax.html.j2").module.offline_mathjax("static/mathjax/tex-chtml-full.js")
-        page = index.render_markdown_page("Workshop guide", guide.read_text(encoding="utf-8"), "notebooks", mathjax)
-        (SITE / "workshop.html").write_text(page, encoding="utf-8")
+        page = index.render_markdown_page("Workshop guide", source.read_text(guide), "notebooks", mathjax)
+        (site / "workshop.html").write_text(page, encoding="utf-8")
         extras.append({"title": "Workshop guide for instructors", "page": "workshop.html"})
     html = index.render(readme, entries["notebooks"], entries["solutions"], extras)
-    (SITE / "index.html").write_text(html, encoding="utf-8")
+    (site / "index.html").write_text(html, encoding="utf-8")
+
+
+def build(source: Source, site: Path, slides_only: bool = False, jobs: int = 2, force: bool = False) -> tuple[int, int]:
+    """Render the source's notebooks into site (pages, slides, index, figures; not site/static/), only what
+    changed unless force; jobs=1 renders in this process. Returns (outputs rebuilt, outputs in all)."""
+    site.mkdir(parents=True, exist_ok=True)
+    copy_figures(source, site)
+    sources = notebooks(source)
+    available = set(sources)
+    work = [("slides", name) for name in sources if not is_solution(name)]
+    work += [] if slides_only else [("page", name) for name in sources]
+    manifest_file = site / MANIFEST
+    manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() and not force else {}
+    tools = tools_hash()
+    texts = {name: source.read_bytes(name) for name in sources}
+    todo, keys = [], {}
+    for kind, name in work:
+        out = page_path(name, site) if kind == "page" else slides_path(name, site)
+        pair = pair_of(name, available) if kind == "page" else None
+        key = hashlib.sha256(f"{tools}{kind}{pair}".encode() + texts[name]).hexdigest()
+        keys[out.relative_to(site).as_posix()] = key
+        if manifest.get(out.relative_to(site).as_posix()) != key or not out.exists():
+            todo.append((kind, name, texts[name].decode("utf-8"), str(site), pair))
+    if todo and jobs > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
+            done = list(pool.map(render, todo))
+    else:
+        done = [render(job) for job in todo]
+    for out, seconds in done:
+        print(f"  {out}  {seconds:.1f} s")
+    manifest.update(keys)
+    manifest_file.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    if not slides_only:
+        write_index(source, site, sources)
+    return len(todo), len(work)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Build site/ (or only its slides); print what was rebuilt and how long it took."""
+    """Build site/ (or only its slides) from the committed files; print what was rebuilt and how long it took."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slides", action="store_true", help="build only the slides (site/slides/)")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks rendered in parallel (default 2)")
     parser.add_argument("--force", action="store_true", help="rebuild everything")
+    parser.add_argument("--working-tree", action="store_true",
+                        help="build from the files on disk, uncommitted edits included (default: the commit HEAD)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     ensure_node_modules()
+    source, note = open_source(ROOT, working_tree=args.working_tree)
+    print(note)
     SITE.mkdir(exist_ok=True)
-    copy_assets()
-    sources = notebooks()
-    learner = [p for p in sources if p.parent.name != "solutions"]
-    jobs = [("slides", p) for p in learner] + ([] if args.slides else [("page", p) for p in sources])
-    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() and not args.force else {}
-    tools = tools_hash()
-    todo, keys = [], {}
-    for kind, path in jobs:
-        out = page_path(path) if kind == "page" else slides_path(path)
-        key = hashlib.sha256((tools + kind).encode() + path.read_bytes()).hexdigest()
-        keys[str(out.relative_to(ROOT))] = key
-        if manifest.get(str(out.relative_to(ROOT))) != key or not out.exists():
-            todo.append((kind, str(path.relative_to(ROOT))))
-    if todo:
-        with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(todo)))) as pool:
-            for out, seconds in pool.map(render, todo):
-                print(f"  {out}  {seconds:.1f} s")
-    manifest.update(keys)
-    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    if not args.slides:
-        write_index(sources)
-    print(f"site/: {len(todo)} of {len(jobs)} outputs rebuilt in {time.perf_counter() - start:.1f} s")
+    copy_static(SITE)
+    rebuilt, total = build(source, SITE, slides_only=args.slides, jobs=args.jobs, force=args.force)
+    print(f"site/: {rebuilt} of {total} outputs rebuilt in {time.perf_counter() - start:.1f} s")
     return 0
 
 
