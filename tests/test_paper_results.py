@@ -246,3 +246,21 @@ def test_committed_passkey_answer_by_plain_generate(committed, smollm2):
         out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
                              max_new_tokens=unit["settings"]["max_new_tokens"], pad_token_id=TOKENIZER.eos_token_id)
     assert TOKENIZER.decode(out[0, prompt.shape[1]:], skip_special_tokens=True) == trial["answer"]
+
+
+def test_committed_ablation_bins_against_a_per_query_reference(committed, smollm2):
+    """``ablation/selfextend-g32-w256``, its first two 256-token bins (causal: a 512-token forward gives them),
+    recomputed by tests/test_hf.py's per-query float64 reference (RoPE applied query by query to the paper's
+    positions). Same tolerance as above; g = 32, w = 256 is the setting farthest from plain."""
+    from test_hf import reference_logits
+
+    model, ids = smollm2
+    unit = committed["units"]["ablation/selfextend-g32-w256"]
+    n, size = 512, unit["settings"]["bin_size"]
+    logits = reference_logits(model, ids[None, :n], group_size=32, window=256)[0, :-1].double()
+    nll = -torch.log_softmax(logits, dim=-1).gather(-1, ids[1:n, None])[:, 0]
+    bins = [nll[max(0, k * size - 1):(k + 1) * size - 1].mean().item() for k in range(n // size)]
+    for k, ours in enumerate(bins):
+        assert math.exp(unit["bin_nll"][k]) == pytest.approx(math.exp(ours), rel=2e-4), k
+    plain = committed["units"]["table1/plain"]["bin_nll"]
+    assert abs(bins[1] - plain[1]) > 2e-3  # tokens 256-511 see keys past w: differs from plain by 10x the tolerance
