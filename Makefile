@@ -102,6 +102,21 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
 		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
+# The room server (notebooks/WORKSHOP.md, "A room server"): JupyterHub on this machine, each participant signs in
+# from a browser and gets a private copy of the notebooks, with a memory limit each. Linux and root:
+#   sudo make hub HUB_ARGS="--roster names.txt --ip 0.0.0.0"     (every option: .venv/bin/python tools/hub/serve.py --help)
+# Without make: sudo .venv/bin/python tools/hub/serve.py --roster names.txt
+.PHONY: hub hub-load-test
+HUB_ARGS ?=
+hub: $(STAMP)
+	$(PY) tools/hub/serve.py $(HUB_ARGS)
+
+# What one machine holds: k = 5, 10, 20, 30 participants without a browser run the 90-minute track through a real
+# room (hours on a small machine; root). Resumable: experiments/hub_load_test.json and figures/hub_load_test.* are
+# rewritten after each k, a rerun measures only the missing k. LOAD_ARGS="--k 5 10" for some, --help for the rest.
+hub-load-test: $(STAMP)
+	$(PY) tools/hub/loadtest.py --out experiments/hub_load_test.json $(LOAD_ARGS)
+
 # Workshop (notebooks/WORKSHOP.md). A participant's pre-flight: Python, torch, the package, what the notebooks of
 # a track import and use (CHECK_ARGS="--track 90-minutes"; default every notebook), disk, and notebook 01 run
 # headless; only its lines, each ✓ or ✗ with what to do, exit code 1 if any ✗. Without make: .venv's python tools/check_setup.py

@@ -2,7 +2,7 @@
 
 What lives here: the pictures of the mechanism (``positions``: Figure 3 and its relatives;
 ``attention``: heatmaps), of the experiments (``experiments``, ``passkey``, ``heatmap``), of the
-kernel and its benchmarks (``benchmark``: the kernel's and the real model's), of SelfExtend's relatives (``methods``: maps, reach, results), and ``save`` (one style file, byte-reproducible PNG/SVG).
+kernel and its benchmarks (``benchmark``: the kernel's and the real model's), of SelfExtend's relatives (``methods``: maps, reach, results), of the room server's load test (``hub``), and ``save`` (one style file, byte-reproducible PNG/SVG).
 
 What it may import: matplotlib, numpy and the mechanism at the top of ``selfextend``. Never
 ``selfextend.hf`` or ``selfextend.tiny``: the data to plot comes in as arguments
@@ -19,6 +19,7 @@ from .passkey import plot_passkey_counts, plot_passkey_heatmap, plot_passkey_pan
 from .methods import (plot_largest_positions, plot_map_comparison, plot_method_gallery, plot_position_map,
                       plot_relatives_results)
 from .display import WithFallback, figure_png
+from .hub import plot_hub_load
 from .positions import (plot_largest_position, plot_mask, plot_position_explorer, plot_position_usage,
                         plot_relative_positions, plot_rope_scores, plot_rotation_coverage,
                         plot_selfextend_positions, position_caption)
@@ -44,6 +45,7 @@ __all__ = [
     "plot_attention_schedule",
     "plot_bits_by_length",
     "plot_grouped_by_length",
+    "plot_hub_load",
     "plot_largest_position",
     "plot_largest_positions",
     "plot_loss_by_position",
