@@ -475,10 +475,11 @@ def main(argv=None) -> int:
         sha = verified_gguf()[1]
     todo = [u for u in units if u["key"] not in done]
     print(f"{len(units) - len(todo)} of {len(units)} units already done ({out}); {len(todo)} to run", flush=True)
-    todo.sort(key=lambda u: borrowed(u, real, paper) is None)  # free units first (stable: the plan's order otherwise)
+    free = {u["key"]: borrowed(u, real, paper) for u in todo}  # results other committed runs hold, or None
+    todo.sort(key=lambda u: free[u["key"]] is None)  # free units first (stable: the plan's order otherwise)
     base_model, computed = None, 0
     for unit in tqdm(todo, desc="paper results", unit="unit", file=sys.stdout):
-        result = borrowed(unit, real, paper)
+        result = free[unit["key"]]
         if result is None:
             if args.stop_after is not None and computed >= args.stop_after:
                 print(f"stopped after {computed} units (--stop-after); rerun to resume", flush=True)
