@@ -36,11 +36,13 @@ MEASURED_NOTEBOOKS = $(shell grep -l round_measured notebooks/[0-9]*.ipynb)
 figures-other-cpu: $(STAMP)
 	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q $(MEASURED_NOTEBOOKS) $(NBVAL)
 
-# Re-execute every notebook headless, in place (outputs and figures/ are rewritten).
+# Re-execute every notebook headless, in place (outputs and figures/ are rewritten), then put them in the form
+# JupyterLab saves (tools/notebook_format.py: no kernel version, merged streams, stable widget ids).
 figures: $(STAMP)
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False \
 		--ExecutePreprocessor.store_widget_state=False notebooks/[0-9]*.ipynb notebooks/solutions/[0-9]*.ipynb
+	$(PY) tools/notebook_format.py notebooks/[0-9]*.ipynb notebooks/solutions/[0-9]*.ipynb
 
 # Retrain the two committed tiny-model checkpoints (5-20 min on 2 CPU cores, depending on load).
 # The passkey fine-tune is fragile across seeds: seed 2 with one thread is the one that works.
@@ -95,12 +97,14 @@ paper-results: $(STAMP)
 llamacpp-results: $(STAMP)
 	$(PY) -m selfextend.hf.paper_results --only llamacpp --out experiments/smollm2_llamacpp_results.json $(LLAMACPP_ARGS)
 
-# JupyterLab rooted at the repository (README.md and figures/ browsable), opening the notebooks folder.
+# JupyterLab rooted at the repository (README.md and figures/ browsable), opening the notebooks folder. Its
+# settings, jupyter_server_config.py (passed explicitly: Jupyter reads no config file from the current folder),
+# save notebooks in their committed form (tools/notebook_format.py), so Run All + save leaves git clean.
 # Extra options, e.g. `make lab LAB_ARGS=--no-browser`; root (containers) needs --allow-root.
 LAB_ARGS ?=
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
-		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --config="$(CURDIR)/jupyter_server_config.py" --ServerApp.root_dir="$(CURDIR)" \
+		--LabApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # The room server (notebooks/WORKSHOP.md, "A room server"): JupyterHub on this machine, each participant signs in
 # from a browser and gets a private copy of the notebooks, with a memory limit each. Linux and root:

@@ -7,7 +7,8 @@
 - the learner notebooks show the starter code, never call .solution() uncommented, and have at least
   two checked exercises; check() never raises, and its text is the same on every run;
 - the exercise cells bind no name that the lesson above them binds or reads (re-running a lesson cell
-  after the exercises must still work);
+  after the exercises must still work), and neither do the solutions notebook's cells from its first
+  solution:qN cell on (a learner pastes what qN.solution() shows into the lesson's notebook);
 - a wrong answer's message says what to check (too large, wrong shape, which entry) without the answer.
 """
 from __future__ import annotations
@@ -176,6 +177,24 @@ def test_exercise_cells_leave_the_lesson_names_alone(path):
     clashes = {c["id"]: sorted(global_names("".join(c["source"]))[0] & used) for c in exercise_cells}
     clashes = {cell: names for cell, names in clashes.items() if names}
     assert not clashes, f"{path.name}: exercise cells overwrite names the lesson uses: {clashes}"
+
+
+def solution_part(path: Path) -> tuple[list[dict], list[dict]]:
+    """A solutions notebook's code cells: (its set-up, before the first solution:qN cell; that cell and the rest)."""
+    cells = code_cells(path)
+    tagged = [any(t.startswith("solution:") for t in c["metadata"].get("tags", [])) for c in cells]
+    first = tagged.index(True)
+    return cells[:first], cells[first:]
+
+
+@pytest.mark.parametrize("nb", notebooks())
+def test_solution_cells_leave_the_lesson_names_alone(nb):
+    lesson, _ = lesson_and_exercises(notebook_path(nb))
+    setup, solutions = solution_part(notebook_path(nb, solutions=True))
+    used = set().union(*(global_names("".join(c["source"]))[1] for c in lesson + setup))
+    clashes = {c["id"]: sorted(global_names("".join(c["source"]))[0] & used) for c in solutions}
+    clashes = {cell: names for cell, names in clashes.items() if names}
+    assert not clashes, f"solutions of {nb}: cells overwrite names the lesson (or the set-up) uses: {clashes}"
 
 
 def test_global_names_follow_python_scopes():

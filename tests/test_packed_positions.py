@@ -18,7 +18,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 import naive  # noqa: E402  (tests/naive.py)
-from selfextend.hf.perplexity import token_nll  # noqa: E402
+from selfextend.hf.perplexity import logits_nll, token_nll  # noqa: E402
 
 N = 96
 
@@ -73,3 +73,12 @@ def test_consecutive_positions_unchanged(setting):
         logits = model(input_ids=ids[None], use_cache=False).logits[0, :-1]
     old = -torch.log_softmax(logits.double(), dim=-1).gather(-1, ids[1:, None])[:, 0]
     assert torch.equal(token_nll(model, ids), old)
+
+
+def test_nll_from_logits_already_computed(setting):
+    """logits_nll reuses a forward (notebook 11 reads the plain loss off the logits it compares): token_nll's numbers."""
+    model, ids, _ = setting
+    with torch.no_grad():
+        logits = model(input_ids=ids[None]).logits[0]
+    assert torch.equal(logits_nll(logits, ids), token_nll(model, ids))
+    assert torch.equal(logits_nll(logits, ids, slice_size=7), token_nll(model, ids))

@@ -3,7 +3,8 @@
 The site is built first (tools/site/build.py, from the committed files like `make site`, incremental: it
 reuses outputs that are up to date; the pages expected are those of the same commit),
 served by http.server on a free port of 127.0.0.1, and each page is opened by Playwright driving
-Debian's `chromium` (not Playwright's own browser download). For every page the test checks:
+Debian's `chromium` (not Playwright's own browser download; the set-up is shared with the slides test in
+tests/browser.py). For every page the test checks:
   - no request left 127.0.0.1 (each such request is recorded and aborted) and no local request failed;
   - no JavaScript error;
   - every <img> loaded (naturalWidth > 0);
@@ -14,39 +15,22 @@ A screenshot of each page is saved to results/site-screenshots/ (git-ignored; a 
 Without Chromium the test is skipped (`sudo apt-get install chromium`); with SELFEXTEND_REQUIRE_BROWSER=1
 (set by .ci/run) a missing browser is a failure instead.
 """
-import functools
-import http.server
-import os
 import re
-import shutil
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from browser import ROOT, build_site, local_only
+from browser import browser, server  # noqa: F401 (pytest fixtures)
+
 sys.path.insert(0, str(ROOT / "tools" / "site"))
 from source import open_source  # noqa: E402
 
 SOURCE, _ = open_source(ROOT)  # what tools/site/build.py builds from: the commit HEAD (or the working tree)
-SITE = ROOT / "site"
 SHOTS = ROOT / "results" / "site-screenshots"
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-REQUIRED = os.environ.get("SELFEXTEND_REQUIRE_BROWSER") == "1"
-
-
-def missing(reason: str):
-    """Skip (or, when the browser test is required, fail) with a message that says what to install."""
-    if REQUIRED:
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def has_math(notebook: str) -> bool:
@@ -74,57 +58,14 @@ PAGES = pages()
 @pytest.fixture(scope="session")
 def site() -> Path:
     """site/, built (or brought up to date) by tools/site/build.py."""
-    if not Path(CHROMIUM).exists():
-        missing(f"Chromium not found at {CHROMIUM}: install it with `sudo apt-get install chromium` "
-                "to run the browser test of the site")
-    if shutil.which("npm") is None and not (ROOT / "tools/site/node_modules/.package-lock.json").exists():
-        missing("npm is needed once to fetch MathJax and reveal.js for the site: `sudo apt-get install npm`")
-    start = time.perf_counter()
-    build = subprocess.run([sys.executable, str(ROOT / "tools/site/build.py")], cwd=ROOT,
-                           capture_output=True, text=True, timeout=900)
-    assert build.returncode == 0, build.stdout + build.stderr
-    print(f"\nsite built in {time.perf_counter() - start:.1f} s: {build.stdout.strip().splitlines()[-1]}")
-    return SITE
-
-
-@pytest.fixture(scope="session")
-def server(site):
-    """http.server on a free port of 127.0.0.1, serving site/ from a thread; yields its base URL."""
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture(scope="session")
-def browser(site):
-    """Headless Debian Chromium driven by Playwright."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements.txt)")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+    return build_site()
 
 
 @pytest.mark.parametrize("path,kind,math", PAGES, ids=[p for p, _, _ in PAGES])
 def test_page_in_browser(path, kind, math, server, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
     outside, failed, errors = [], [], []
-
-    def route(r):
-        if urlsplit(r.request.url).hostname != "127.0.0.1":
-            outside.append(r.request.url)
-            r.abort()
-        else:
-            r.continue_()
-
-    context.route("**/*", route)
+    local_only(context, outside)
     page = context.new_page()
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(f"console: {m.text} {m.location.get('url', '')}")

@@ -323,3 +323,48 @@ def test_largest_positions_linear_axes():
     ax = fig.axes[0]
     assert ax.get_xscale() == ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0
     assert plot_largest_positions([100, 200], {"x": [10, 20]}, 25).axes[0].get_xscale() == "log"
+
+
+def test_loss_panels_one_claim_each_differences_from_the_reference():
+    from selfextend.viz import plot_loss_panels
+
+    L, positions = 128, np.array([32.0, 96.0, 160.0, 224.0, 288.0])
+    curves = {"plain": [3.0, 3.1, 4.0, 5.0, np.nan], "SelfExtend g=4": [3.0, 3.1, 3.1, 3.2, 3.1],
+              "SelfExtend g=2": [3.0, 3.1, 3.1, 3.9, 4.5], "NTK": [3.05, 3.12, 3.2, 3.2, np.nan]}
+    panels = [("plain breaks", ["plain", "SelfExtend g=4"]), ("g=2 breaks past its reach", ["SelfExtend g=2"]),
+              ("NTK", ["NTK"])]
+    fig = plot_loss_panels(positions, curves, L, panels, reference="SelfExtend g=4",
+                           limits={"SelfExtend g=4": 416, "SelfExtend g=2": 240}, title="t")
+    assert isinstance(fig, Figure)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == ["plain breaks", "g=2 breaks past its reach", "NTK"]
+    assert not fig.axes[3].get_visible()  # 3 panels in a 2 x 2 grid: the fourth is hidden
+    lines = [{line.get_label(): line for line in ax.lines if not line.get_label().startswith("_")} for ax in shown]
+    # panel 1 as measured, the others minus the reference, position by position (NaN: a gap)
+    assert np.allclose(lines[0]["plain"].get_ydata(), curves["plain"], equal_nan=True)
+    assert np.allclose(lines[1]["SelfExtend g=2"].get_ydata(), [0, 0, 0, 0.7, 1.4])
+    assert np.allclose(lines[2]["NTK"].get_ydata(), [0.05, 0.02, 0.1, 0.0, np.nan], equal_nan=True)
+    zero = lines[1]["SelfExtend g=4 (zero)"]
+    assert zero.get_ydata()[0] == 0 and to_rgba(zero.get_color()) == to_rgba(lines[0]["SelfExtend g=4"].get_color())
+    assert to_rgba(lines[0]["plain"].get_color()) == to_rgba("black")  # plain drawn distinctly, wider, below
+    assert lines[0]["plain"].get_linewidth() > lines[0]["SelfExtend g=4"].get_linewidth()
+    assert lines[0]["plain"].get_zorder() < lines[0]["SelfExtend g=4"].get_zorder()
+    # dotted L in every panel; a dashed reach only where it lies inside the plot (416 is past 320)
+    for ax in shown:
+        assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":"] == [L]
+    assert [line.get_xdata()[0] for line in shown[1].lines if line.get_linestyle() == "--"] == [240]
+    assert not [line for line in shown[0].lines if line.get_linestyle() == "--"]
+    for ax in shown[1:]:  # the lowest panel of each column labels the positions (shown[1]: nothing below it)
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "128 (L)", "256 (2L)"]
+        assert ax.get_xlabel() == "token position"
+    assert fig.get_suptitle() == "t"
+    assert min(t.get_fontsize() for ax in shown for t in ax.get_legend().get_texts()) >= 12  # reads on a projector
+
+    with pytest.raises(ValueError, match="reference"):
+        plot_loss_panels(positions, curves, L, panels, reference="nope")
+    with pytest.raises(ValueError, match="not in curves"):
+        plot_loss_panels(positions, curves, L, [("x", ["missing"])], reference="plain")
+    with pytest.raises(ValueError, match="shape"):
+        plot_loss_panels(positions, {"plain": [1.0, 2.0]}, L, [("x", ["plain"])], reference="plain")
+    with pytest.raises(ValueError, match="panels"):
+        plot_loss_panels(positions, curves, L, [], reference="plain")

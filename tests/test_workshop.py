@@ -116,6 +116,30 @@ def test_check_setup_runs_a_notebook_and_prints_only_its_lines():
     assert lines[-1].startswith("✓ notebook 01_rope_relative_positions.ipynb runs"), lines
 
 
+def test_check_setup_hides_what_child_processes_write():
+    """A check whose child process writes to the terminal (as pip does: "WARNING: Location ... is ignored")
+    or that writes to file descriptor 2 directly still yields only its ✓ line."""
+    script = f"""
+import importlib.util, os, subprocess, sys
+spec = importlib.util.spec_from_file_location("check_setup", {str(ROOT / "tools" / "check_setup.py")!r})
+check_setup = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(check_setup)
+
+def noisy():
+    warn = "import sys; print('pip says'); print('WARNING: Location x is ignored', file=sys.stderr)"
+    subprocess.run([sys.executable, "-c", warn])
+    os.write(2, b"C-level log line\\n")
+    print("a print", file=sys.stderr)
+    return True, "fine"
+
+ok, message = check_setup.run_quietly(noisy)
+print(("✓ " if ok else "✗ ") + message)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert (run.stdout, run.stderr) == ("✓ fine\n", "")
+
+
 def test_check_setup_knows_what_each_track_imports():
     check_setup = load_tool("check_setup")
     assert check_setup.track_notebooks("90-minutes") == [

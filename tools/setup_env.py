@@ -18,7 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_PYTHON = (3, 10)
-LAB_ARGS = "--LabApp.default_url=/lab/tree/notebooks"  # as `make lab`: JupyterLab opens the notebooks folder
+# As `make lab`: the repository's Jupyter settings (notebooks saved in their committed form; Jupyter reads no
+# config file from the current folder unless told), and JupyterLab opens the notebooks folder.
+LAB_ARGS = "--config=jupyter_server_config.py --LabApp.default_url=/lab/tree/notebooks"
 STAMP = ".installed"  # written into the venv when every step succeeded (the Makefile's target)
 # Every `pip install` of the set-up, in order (each also gets -q and the pip options given after `--`).
 STEPS: list[list[str]] = [

@@ -67,7 +67,7 @@ EXERCISES = [
     ),
     Explain(
         prompt="For g = 3, w = 6 (g divides w) the first grouped position is w in every row. Check it.",
-        hints=["`merged = se.merged_relative_positions(64, 64, 3, 6)`; the first grouped key of row i is j = i - 6.",
+        hints=["`merged_g3 = se.merged_relative_positions(64, 64, 3, 6)`; the first grouped key of row i is j = i - 6.",
                "(i - 6) // 3 = i // 3 - 2 when 3 divides 6."],
     ),
     Function(

@@ -30,12 +30,14 @@ def _logit_cases() -> list[Case]:
 EXERCISES = [
     Explain(
         prompt="Put the needle at position 20 (inside the last query's window): compare the three weights on it.",
-        hints=["`q, k, v = needle_input(24, 20)`, then `se.self_extend_attention(..., return_weights=True)` with g = 1 and g = 3.",
+        hints=["`q_needle, k_needle, v_needle = needle_input(24, 20)`, then "
+               "`se.self_extend_attention(..., return_weights=True)` with g = 1 and g = 3.",
                "The needle is at distance 3 < w from the last query: which logit does SelfExtend use for it?"],
     ),
     Explain(
         prompt="Give keys 9, 10, 11 the same content: their grouped logits are equal, the normal ones are not.",
-        hints=["`k[0, 0, 10] = k[0, 0, 9]; k[0, 0, 11] = k[0, 0, 9]`, then compute the last query's logits.",
+        hints=["On a fresh `q_same, k_same, v_same = needle_input(24, 3)`: `k_same[0, 0, 10] = k_same[0, 0, 9]` and "
+               "the same for key 11, then compute the last query's logits.",
                "With g = 3, what are 9 // 3, 10 // 3 and 11 // 3?"],
     ),
     Value(

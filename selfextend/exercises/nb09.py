@@ -61,7 +61,7 @@ EXERCISES = [
     ),
     Explain(
         prompt="Show that the log-sum-exp merge stays exact for logits near 1000, where exp(x) overflows. Why?",
-        hints=["`logits = 1000 + torch.randn(10, dtype=torch.float64)`; `logits.exp()` is inf.",
+        hints=["`big_logits = 1000 + torch.randn(10, dtype=torch.float64)`; `big_logits.exp()` is inf.",
                "The merge only exponentiates differences l_s - l <= 0, and logsumexp subtracts the maximum."],
     ),
     Explain(

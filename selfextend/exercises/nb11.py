@@ -68,8 +68,8 @@ EXERCISES = [
         starter="ppl_plain = ____       # perplexity of the first N tokens (all of them), unmodified model\n"
                 "ppl_selfextend = ____  # the same with SelfExtend g = 8, w = 1024",
         answer=_perplexities,
-        hints=["`results = committed_results()`; the unit of a method is `results['units']['loss/<method>']`.",
-               "`unit['prefix'][str(results['settings']['tokens'])]['perplexity']`."],
+        hints=["`committed = committed_results()`; the unit of a method is `committed['units']['loss/<method>']`.",
+               "`unit['prefix'][str(committed['settings']['tokens'])]['perplexity']`."],
         wrong=[
             Wrong("the two are swapped: the unmodified model is the one that breaks past 8k.", _FromResults(_swapped)),
             Wrong("those are mean NLLs (nats per token); perplexity is exp(NLL).", _FromResults(_as_nll)),
@@ -83,8 +83,10 @@ EXERCISES = [
                "whose neighbor window keeps exact positions nearby."],
     ),
     Explain(
-        prompt="Live: the loss of the first 2,048 tokens with SelfExtend g = 8 at w = 128, 512 and 2048. Which windows change it, and by how much?",
-        hints=["`token_nll(model, ids[:2048])` inside `with SelfExtend(model, 8, w):` for each w.",
-               "w = 2048 covers every distance of a 2,048-token input: the model's own logits."],
+        prompt="Live: the loss of the first 1,024 tokens with SelfExtend g = 8 at w = 128, 512 and 1024. Which windows change "
+               "it, and by how much? (Four 1,024-token forwards: under half a minute.)",
+        hints=["`token_nll(model, ids_1k)` (the first 1,024 token ids of the text) inside `with SelfExtend(model, 8, w):` "
+               "for each w.",
+               "w = 1024 covers every distance of a 1,024-token input: the model's own logits."],
     ),
 ]

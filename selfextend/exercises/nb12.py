@@ -61,8 +61,8 @@ EXERCISES = [
         starter="ppl_swa = ____    # sliding window W = 4096, perplexity of the first 16,384 tokens\n"
                 "ppl_plain = ____  # the unmodified model, the same tokens",
         answer=_swa_16k,
-        hints=["`units = committed_paper_results()['units']`; Table 1's rows are `units['table1/<method>']`.",
-               "`units['table1/swa-w4096']['perplexity_at']['16384']`."],
+        hints=["`paper_units = committed_paper_results()['units']`; Table 1's rows are `paper_units['table1/<method>']`.",
+               "`paper_units['table1/swa-w4096']['perplexity_at']['16384']`."],
         wrong=[Wrong("the two are swapped: plain is the one that breaks past 8k.", _FromResults(_swapped))],
     ),
     Value(

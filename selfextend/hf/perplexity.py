@@ -43,7 +43,15 @@ def token_nll(model, ids: torch.Tensor, slice_size: int = 2048, dtype: torch.dty
     device = model.device
     extra = {} if position_ids is None else {"position_ids": position_ids[None].to(device)}
     mask = torch.ones(1, ids.numel(), dtype=torch.long, device=device)  # never "packed": see above
-    logits = model(input_ids=ids[None].to(device), attention_mask=mask, use_cache=False, **extra).logits[0, :-1]
+    logits = model(input_ids=ids[None].to(device), attention_mask=mask, use_cache=False, **extra).logits[0]
+    return logits_nll(logits, ids, slice_size, dtype)
+
+
+@torch.no_grad()
+def logits_nll(logits: torch.Tensor, ids: torch.Tensor, slice_size: int = 2048,
+               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Next-token NLL [n - 1] (float64) of ids [n] from the logits [n, vocab] of a forward already run."""
+    logits = logits[:-1]
     targets = ids[1:].to(logits.device)
     out = torch.empty(targets.numel(), dtype=torch.float64)
     for start in range(0, targets.numel(), slice_size):

@@ -13,7 +13,7 @@ from .benchmark import (plot_attention_benchmark, plot_attention_schedule, plot_
                         read_benchmark_csv, read_real_model_csv)
 from .experiments import (plot_ablation_grid, plot_perplexity_table, plot_accuracy_vs_length, plot_attention_maps,
                           plot_attention_rows, plot_bits_by_length, plot_grouped_by_length, plot_loss_by_position,
-                          plot_pooled_attention)
+                          plot_loss_panels, plot_pooled_attention)
 from .measured import PLOT_DECIMALS, round_measured
 from .passkey import plot_passkey_counts, plot_passkey_heatmap, plot_passkey_panels
 from .methods import (plot_largest_positions, plot_map_comparison, plot_method_gallery, plot_position_map,
@@ -49,6 +49,7 @@ __all__ = [
     "plot_largest_position",
     "plot_largest_positions",
     "plot_loss_by_position",
+    "plot_loss_panels",
     "plot_mask",
     "plot_map_comparison",
     "plot_method_gallery",

@@ -63,6 +63,90 @@ def plot_loss_by_position(
     return fig
 
 
+_PANEL_FONT = {"suptitle": 17, "title": 14, "label": 13, "ticks": 12, "legend": 12}
+
+
+def _position_ticks(ax, high: float, train_length: int) -> None:
+    """Ticks at 0, L, 2L, ... up to ``high``, labelled "16k (2L)" (k = 1,024 tokens) or "256 (2L)"."""
+    ticks = np.arange(0, high * 1.001 + 1, train_length)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    names = ["0", "L"] + [f"{m}L" for m in range(2, len(ticks))]
+    ax.set_xticklabels(["0"] + [(f"{int(t) // 1024}k" if int(t) % 1024 == 0 else f"{int(t):,}") + f" ({name})"
+                                for t, name in zip(ticks[1:], names[1:])])
+
+
+def plot_loss_panels(
+    positions,
+    curves: Mapping[str, Sequence[float]],
+    train_length: int,
+    panels: Sequence[tuple[str, Sequence[str]]],
+    reference: str,
+    limits: Mapping[str, int] | None = None,
+    title: str | None = None,
+    ylabel: str = "mean loss per block (nats)",
+    columns: int = 2,
+) -> Figure:
+    """Loss by position in panels, one claim each: ``panels`` = [(title, [curve labels]), ...].
+
+    The first panel draws its curves as they are (the ``reference`` curve among them); every later panel
+    draws its curves minus ``reference``, position by position, around a zero line in the reference's
+    colour, so curves that would lie on top of each other in one plot show their gaps. A curve keeps one
+    colour in every panel; NaN (a run that stops earlier) leaves a gap. Dotted: L; dashed, in the
+    curve's colour: ``limits[label]`` (Eq. 4's reach) where it lies inside the plot. Sized for a projector.
+    """
+    positions = np.asarray(positions, dtype=float)
+    if positions.ndim != 1 or positions.size == 0:
+        raise ValueError(f"positions must be a non-empty 1-D sequence, got shape {positions.shape}")
+    values = {label: np.asarray(curve, dtype=float) for label, curve in curves.items()}
+    for label, curve in values.items():
+        if curve.shape != positions.shape:
+            raise ValueError(f"curve {label!r} has shape {curve.shape}, positions have {positions.shape}")
+    if reference not in values:
+        raise ValueError(f"reference must be one of the curve labels {list(values)}, got {reference!r}")
+    if not panels:
+        raise ValueError("panels must hold at least one (title, labels) pair")
+    unknown = sorted({label for _, labels in panels for label in labels} - set(values))
+    if unknown:
+        raise ValueError(f"panels name curves that are not in curves: {unknown}")
+    limits = dict(limits or {})
+    colors = {label: ("black" if label.lower().startswith("plain") else color)
+              for label, color in zip(values, _colors(len(values)))}
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, min(columns, len(panels)), figsize=(7.2 * min(columns, len(panels)), 4.4 * rows),
+                             sharex=True, squeeze=False, layout="constrained")
+    high = positions.max() + (positions[1] - positions[0]) / 2 if positions.size > 1 else positions.max()
+    for index, (ax, (panel_title, labels)) in enumerate(zip(axes.flat, panels)):
+        if index > 0:
+            ax.axhline(0.0, color=colors[reference], lw=2.2, label=f"{reference} (zero)")
+        for label in labels:
+            shown = values[label] if index == 0 else values[label] - values[reference]
+            wide = colors[label] == "black"  # plain: drawn wider and below, so a curve on top of it leaves its edges
+            ax.plot(positions, shown, color=colors[label], lw=4.4 if wide else 2.4, zorder=2 if wide else 3,
+                    label=label)
+            reach = limits.get(label)
+            if reach is not None and reach <= high:
+                ax.axvline(reach, color=colors[label], ls="--", lw=1.6)
+        ax.axvline(train_length, color="0.3", ls=":", lw=1.4)
+        ax.set_title(panel_title, fontsize=_PANEL_FONT["title"])
+        ax.set_ylabel(ylabel if index == 0 else f"minus {reference} (nats)", fontsize=_PANEL_FONT["label"])
+        ax.tick_params(labelsize=_PANEL_FONT["ticks"])
+        ax.legend(fontsize=_PANEL_FONT["legend"], loc="best", frameon=True, framealpha=0.92, edgecolor="none")
+        _position_ticks(ax, high, train_length)
+        ax.set_xlim(0, high)
+    for index, ax in enumerate(axes.flat):
+        below = index + axes.shape[1]
+        if index >= len(panels):
+            ax.set_visible(False)
+        elif below >= len(panels):  # the lowest panel of its column: its own position axis
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel("token position", fontsize=_PANEL_FONT["label"])
+    fig.supxlabel("dotted: L; dashed: the reach (L - w)·g + w of the curve of that colour",
+                  fontsize=_PANEL_FONT["ticks"], color="0.3")
+    if title:
+        fig.suptitle(title, fontsize=_PANEL_FONT["suptitle"])
+    return fig
+
+
 def plot_bits_by_length(
     table: Mapping[str, Mapping[int, float]],
     train_length: int,

@@ -173,7 +173,7 @@ def render(job: tuple[str, str, str, str, str | None]) -> tuple[str, float]:
             site.update(pair=rel(page_path(pair, folder), out, folder),
                         pair_label="the notebook" if is_solution(name) else "solutions")
     else:
-        nb, _ = SlideMetadata().preprocess(nb, {})
+        nb, _ = SlideMetadata(page=rel(page_path(name, folder), out, folder)).preprocess(nb, {})
         exporter = SlidesExporter(template_name="selfextend_reveal", reveal_url_prefix=f"{root}/static/reveal.js",
                                   reveal_theme="white", reveal_number="c/t", **common)
     body, _ = exporter.from_notebook_node(nb, resources={"site": site, "metadata": {"name": Path(name).stem}})
