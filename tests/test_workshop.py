@@ -199,3 +199,25 @@ def test_readme_links_the_workshop():
     section = readme[readme.index("## Teaching with this repository"):]
     for needle in ("notebooks/WORKSHOP.md", "make check-setup", "make wheelhouse", "make site"):
         assert needle in section, needle
+
+
+def test_guide_quotes_the_committed_load_test():
+    """The room-server table of WORKSHOP.md is the committed load test, number for number."""
+    import json
+
+    results = json.loads((ROOT / "experiments" / "hub_load_test.json").read_text(encoding="utf-8"))
+    guide = (ROOT / "notebooks" / "WORKSHOP.md").read_text(encoding="utf-8")
+    rows = {int(m.group(1)): m.group(2) for m in re.finditer(r"^\| (\d+) \|(.*)\|$", guide, re.MULTILINE)}
+    assert set(results["runs"]) <= {str(k) for k in rows}, "every measured k has a row"
+    for key, run in results["runs"].items():
+        cells = [c.strip() for c in rows[int(key)].split("|")]
+        spawn, notebooks, peak = run["spawn_seconds"], run["cell_seconds"]["by_notebook"], run["memory_mib"]
+        assert cells[0] == f"{spawn['p50']} / {spawn['max']} s"
+        assert cells[1] == " / ".join(f"{notebooks[n]['p95']}" for n in ("01", "02", "03")) + " s"
+        assert cells[2] == f"{notebooks['05']['max']:.0f} s"
+        per = peak["per_participant_peak"]
+        assert cells[3] == f"{per['p50']:.0f} / {per['max']:.0f} MiB"
+        assert cells[4] == f"{peak['room_peak']} MiB"
+        # the CPU-minutes of notebook 05 quoted in the text: mean latency x cells x 2 cores / k, recomputed
+        cpu = notebooks["05"]["mean"] * notebooks["05"]["count"] / run["k"] * results["machine"]["cpus"] / run["k"]
+        assert f"{cpu:.0f} s at k = {run['k']}" in guide

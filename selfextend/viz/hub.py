@@ -27,7 +27,8 @@ def plot_hub_load(results: Mapping, title: str | None = None) -> Figure:
         for stat, name, color, marker in _SERIES:
             ax.plot(ks, [run[key].get(stat, np.nan) for run in runs], marker=marker, color=color, label=name)
         ax.set_ylabel(label)
-        ax.set_ylim(bottom=0)
+    axes[0].set_ylim(bottom=0)
+    axes[1].set_yscale("log")  # most cells take milliseconds, the slowest minutes: one axis shows both
     memory = [run["memory_mib"] for run in runs]
     axes[2].plot(ks, [m["per_participant_peak"].get("p50", np.nan) for m in memory], marker="o", color="tab:blue",
                  label="cgroup peak, median participant")
