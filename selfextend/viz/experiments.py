@@ -420,39 +420,40 @@ def plot_pooled_attention(
     ``row_block`` keys. Dotted: distance ``train_length`` from the query (the map's diagonal band edge;
     on the row, the keys left of it are farther than any distance seen in pretraining).
     """
-    fig = plt.figure(figsize=(4.2 * len(maps) + 0.8, 7.4))
-    grid = fig.add_gridspec(2, len(maps), height_ratios=(1.25, 1.0), hspace=0.38)
-    image = None
-    for column, (label, pooled) in enumerate(maps.items()):
-        pooled = np.asarray(pooled, dtype=float)
-        if pooled.ndim != 2 or pooled.shape[0] != pooled.shape[1]:
-            raise ValueError(f"map {label!r} must be square [m, m], got {pooled.shape}")
-        n = pooled.shape[0] * block
-        ax = fig.add_subplot(grid[0, column])
-        image = ax.imshow(np.clip(pooled, floor, 1.0), norm=LogNorm(vmin=floor, vmax=1.0), cmap="magma",
-                          interpolation="nearest", extent=(0, n, n, 0))
-        ax.plot([0, n - train_length], [train_length, n], color="cyan", ls=":", lw=1.0)
-        ax.set_title(label, fontsize=10)
+    with plt.rc_context({"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fontsize": 13}):
+        fig = plt.figure(figsize=(4.2 * len(maps) + 0.8, 7.4))
+        grid = fig.add_gridspec(2, len(maps), height_ratios=(1.25, 1.0), hspace=0.38)
+        image = None
+        for column, (label, pooled) in enumerate(maps.items()):
+            pooled = np.asarray(pooled, dtype=float)
+            if pooled.ndim != 2 or pooled.shape[0] != pooled.shape[1]:
+                raise ValueError(f"map {label!r} must be square [m, m], got {pooled.shape}")
+            n = pooled.shape[0] * block
+            ax = fig.add_subplot(grid[0, column])
+            image = ax.imshow(np.clip(pooled, floor, 1.0), norm=LogNorm(vmin=floor, vmax=1.0), cmap="magma",
+                              interpolation="nearest", extent=(0, n, n, 0))
+            ax.plot([0, n - train_length], [train_length, n], color="cyan", ls=":", lw=1.0)
+            ax.set_title(label)
+            ax.set_xlabel("key position")
+            ax.set_ylabel("query position")
+        fig.colorbar(image, ax=fig.axes, label=f"attention mass per {block}-key block (log)", fraction=0.025,
+                     pad=0.02)
+        ax = fig.add_subplot(grid[1, :])
+        n_row = None
+        for color, (label, row) in zip(_colors(len(rows)), rows.items()):
+            row = np.asarray(row, dtype=float)
+            n_row = row.shape[0] * row_block
+            centres = (np.arange(row.shape[0]) + 0.5) * row_block
+            ax.plot(centres, np.clip(row, floor, 1.0), color=color, lw=1.0, label=label)
+        if n_row is not None and n_row > train_length:
+            ax.axvspan(0, n_row - 1 - train_length, color="0.9", lw=0,
+                       label=f"keys farther than {train_length} from the query")
+        ax.set_yscale("log")
         ax.set_xlabel("key position")
-        ax.set_ylabel("query position")
-    fig.colorbar(image, ax=fig.axes, label=f"attention mass per {block}-key block (log)", fraction=0.025,
-                 pad=0.02)
-    ax = fig.add_subplot(grid[1, :])
-    n_row = None
-    for color, (label, row) in zip(_colors(len(rows)), rows.items()):
-        row = np.asarray(row, dtype=float)
-        n_row = row.shape[0] * row_block
-        centres = (np.arange(row.shape[0]) + 0.5) * row_block
-        ax.plot(centres, np.clip(row, floor, 1.0), color=color, lw=1.0, label=label)
-    if n_row is not None and n_row > train_length:
-        ax.axvspan(0, n_row - 1 - train_length, color="0.9", lw=0,
-                   label=f"keys farther than {train_length} from the query")
-    ax.set_yscale("log")
-    ax.set_xlabel("key position")
-    ax.set_ylabel(f"attention mass per {row_block} keys")
-    ax.set_title(f"The last query (position {n_row - 1 if n_row else '?'}) over the keys", fontsize=10)
-    ax.legend(fontsize=8, loc="upper center")
-    fig.suptitle(title)
+        ax.set_ylabel(f"attention mass per {row_block} keys")
+        ax.set_title(f"The last query (position {n_row - 1 if n_row else '?'}) over the keys", fontsize=14)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves: the figure is height-bound
+        fig.suptitle(title)
     return fig
 
 

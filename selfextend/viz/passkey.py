@@ -18,9 +18,10 @@ def plot_passkey_heatmap(
     length_label: str = "prompt length (tokens)",
     ax=None,
     annotate: bool = True,
+    fontsize: float = 7,
 ) -> Figure:
     """Heatmap of accuracy [len(depths), len(lengths)] in [0, 1]; rows are depths (0 = start of prompt).
-    NaN cells (a length not run for this method) are left blank and marked "not run"."""
+    NaN cells (a length not run for this method) are left blank and marked "not run"; ``fontsize``: the cells'."""
     accuracy = np.asarray(accuracy, dtype=float)
     if accuracy.shape != (len(depths), len(lengths)):
         raise ValueError(
@@ -41,7 +42,7 @@ def plot_passkey_heatmap(
         cmap="RdYlGn",
         vmin=0.0,
         vmax=1.0,
-        fontsize=7,
+        fontsize=fontsize,
         figsize=(1.0 + 0.6 * len(lengths), 1.2 + 0.4 * len(depths)),
         ax=ax,
     )
@@ -54,14 +55,24 @@ def plot_passkey_panels(
     title: str = "Passkey retrieval",
     length_label: str = "prompt length (tokens)",
 ) -> Figure:
-    """One passkey heatmap per method, side by side: {label: accuracy [len(depths), len(lengths)]}."""
-    fig, axes = plt.subplots(1, len(accuracies), figsize=(1.6 + 3.0 * len(accuracies) + 0.5 * len(lengths), 2.6),
-                             squeeze=False)
-    for ax, (label, accuracy) in zip(axes[0], accuracies.items()):
-        plot_passkey_heatmap(accuracy, lengths, depths, title=label, length_label=length_label, ax=ax)
-    fig.suptitle(title)
-    fig.tight_layout()
+    """One passkey heatmap per method, side by side: {label: accuracy [len(depths), len(lengths)]}.
+
+    Sized for a slide: drawn in a 1200 x 680 px box at 100 dpi, every label is at least 16 px.
+    """
+    n = len(accuracies)
+    with plt.rc_context(_SLIDE_SIZES):
+        fig, axes = plt.subplots(1, n, figsize=(1.0 + n * (1.8 + 1.0 * len(lengths)), 1.9 + 0.7 * len(depths)),
+                                 squeeze=False)
+        for ax, (label, accuracy) in zip(axes[0], accuracies.items()):
+            plot_passkey_heatmap(accuracy, lengths, depths, title=label, length_label=length_label, ax=ax,
+                                 fontsize=_SLIDE_SIZES["font.size"])
+        fig.suptitle(title, fontsize=_SLIDE_SIZES["axes.titlesize"] + 1)
+        fig.tight_layout()
     return fig
+
+
+_SLIDE_SIZES = {"font.size": 15, "axes.titlesize": 16, "axes.labelsize": 15, "xtick.labelsize": 14,
+                "ytick.labelsize": 14}  # points, for figures drawn about 1200 px wide on a slide
 
 
 def plot_passkey_counts(

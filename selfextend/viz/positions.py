@@ -205,22 +205,23 @@ def plot_selfextend_positions(
     bottom = (0.55 if arrows else 0.2) / height
     axes = [fig.add_axes([(0.1 + k * (panel + gap)) / width, bottom, panel / width, panel / height])
             for k in range(3)]
-    size = 9 if seq_len <= 12 else (6 if seq_len <= 20 else 4)
+    size = 12 if seq_len <= 12 else (6 if seq_len <= 20 else 4)  # 12 pt: 16 px on a 1280 x 720 slide
     annotate = seq_len <= 32
-    plot_relative_positions(normal, False, pretrained_length=pretrained_length, title="Normal Attention",
-                            ax=axes[0], annotate=annotate, fontsize=size, tick_labels=tick_labels)
-    plot_relative_positions(grouped, True, title="Grouped Attention",
-                            ax=axes[1], annotate=annotate, fontsize=size, tick_labels=tick_labels)
-    plot_relative_positions(merged, replaced, title="SelfExtend",
-                            ax=axes[2], annotate=annotate, fontsize=size, tick_labels=tick_labels)
-    if arrows:
-        _arrow(fig, axes[0], (1.04, 0.5), axes[1], (-0.04, 0.5), f"// {group_size}")
-        shift = f"+ ({window} - {window}//{group_size})"
-        _arrow(fig, axes[1], (1.04, 0.5), axes[2], (-0.04, 0.5), shift, lift=0.065,
-               connectionstyle="arc3,rad=-0.3")
-        _arrow(fig, axes[2], (1.04, 0.5), axes[2], (1.04 + 0.7 * gap / panel, 0.5), "SoftMax")
-        # The neighbor part of the normal matrix is copied into SelfExtend unchanged.
-        _arrow(fig, axes[0], (0.7, -0.02), axes[2], (0.8, -0.02), connectionstyle="arc3,rad=0.12")
+    with plt.rc_context({"axes.titlesize": 12.5, "font.size": 12}):  # 16 px or more on a 1280 x 720 slide
+        plot_relative_positions(normal, False, pretrained_length=pretrained_length, title="Normal Attention",
+                                ax=axes[0], annotate=annotate, fontsize=size, tick_labels=tick_labels)
+        plot_relative_positions(grouped, True, title="Grouped Attention",
+                                ax=axes[1], annotate=annotate, fontsize=size, tick_labels=tick_labels)
+        plot_relative_positions(merged, replaced, title="SelfExtend",
+                                ax=axes[2], annotate=annotate, fontsize=size, tick_labels=tick_labels)
+        if arrows:
+            _arrow(fig, axes[0], (1.04, 0.5), axes[1], (-0.04, 0.5), f"// {group_size}")
+            shift = f"+ ({window} - {window}//{group_size})"
+            _arrow(fig, axes[1], (1.04, 0.5), axes[2], (-0.04, 0.5), shift, lift=0.065,
+                   connectionstyle="arc3,rad=-0.3")
+            _arrow(fig, axes[2], (1.04, 0.5), axes[2], (1.04 + 0.7 * gap / panel, 0.5), "SoftMax")
+            # The neighbor part of the normal matrix is copied into SelfExtend unchanged.
+            _arrow(fig, axes[0], (0.7, -0.02), axes[2], (0.8, -0.02), connectionstyle="arc3,rad=0.12")
     return fig
 
 
