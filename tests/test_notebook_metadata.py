@@ -6,7 +6,6 @@ runs notebook 01 through a kernel and saves it through a real JupyterLab server,
 starts it: the file it writes is the committed one, byte for byte."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
@@ -19,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tool_modules import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -61,15 +61,9 @@ def test_kernelspec_is_what_jupyterlab_writes(path):
     assert metadata.get("language_info", {}).get("name") == "python"
 
 
-def load_tool(name: str):
-    """A module of tools/ (not a package), loaded from its file."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 notebook_format = load_tool("notebook_format")
+
+
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
 def test_committed_in_the_form_jupyterlab_saves(path):
     text = path.read_text(encoding="utf-8")

@@ -9,18 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from tool_modules import load_tool
 
 from selfextend.exercises import catalog, notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "notebooks" / "WORKSHOP.md"
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 schedule = load_tool("workshop_schedule")
