@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,14 +124,7 @@ class Cgroup:
 
     def kill(self, timeout: float = 10.0) -> None:
         """SIGKILL every process left in the cgroup (orphaned kernels, terminals) and wait until it is empty."""
-        deadline = time.monotonic() + timeout
-        while (pids := self.pids()) and time.monotonic() < deadline:
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.05)
+        kill_until_gone(self.pids, timeout)
 
     def remove(self) -> None:
         """Kill what is left and delete the cgroup (and the hub's folder once it holds no other cgroup)."""
@@ -167,3 +161,15 @@ def check(mechanism: str, fs: Path = CGROUP_FS, proc: Path = PROC) -> None:
                          "the hub must run as root with the cgroup file system writable")
     finally:
         probe.remove()
+
+
+def kill_until_gone(pids: Callable[[], list[int]], timeout: float = 10.0) -> None:
+    """SIGKILL every process ``pids()`` lists, again and again, until it lists none or ``timeout`` s passed."""
+    deadline = time.monotonic() + timeout
+    while (found := pids()) and time.monotonic() < deadline:
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)

@@ -17,12 +17,11 @@ import grp
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from limits import kill_until_gone
 from room import Room
 
 COMMENT = "selfextend room participant"  # the GECOS field that marks an account the hub created
@@ -148,14 +147,7 @@ def processes_of(uid: int) -> list[int]:
 
 def kill_processes(uid: int, timeout: float = 10.0) -> None:
     """SIGKILL every process of UID, by process id, and wait until none is left."""
-    deadline = time.monotonic() + timeout
-    while (pids := processes_of(uid)) and time.monotonic() < deadline:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
+    kill_until_gone(lambda: processes_of(uid), timeout)
 
 
 def remove_account(room: Room, name: str, keep_home: bool = False) -> bool:
