@@ -425,3 +425,34 @@ def test_a_small_load_test_runs_through_a_real_room(tmp_path):
     assert (tmp_path / "hub_load_test.png").is_file() and (tmp_path / "hub_load_test.svg").is_file()
     print(f"\nsmall load test: spawn p50 {run['spawn_seconds']['p50']} s, cells p95 {run['cell_seconds']['p95']} s, "
           f"peak {run['memory_mib']['per_participant_peak']['max']} MiB per participant")
+
+
+def test_a_load_test_stopped_by_sigterm_closes_its_room(tmp_path):
+    """SIGTERM mid-run (as `kill` of a load test under nohup): exit 130, no JSON, no account or state folder left."""
+    check_requirements()
+    import tempfile
+
+    def leftovers() -> tuple[set, set]:
+        accounts = {line.split(":")[0] for line in Path("/etc/passwd").read_text().splitlines()}
+        rooms = set(Path(tempfile.gettempdir()).glob("selfextend-room-*"))
+        return accounts, rooms
+
+    before = leftovers()
+    out = tmp_path / "stopped.json"
+    log = tmp_path / "loadtest.log"
+    with open(log, "w") as sink:
+        process = subprocess.Popen([sys.executable, str(HUB / "loadtest.py"), "--k", "1", "--notebooks", "01",
+                                    "--think", "600", "--out", str(out)], stdout=sink, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: "k=1" in log.read_text() or process.poll() is not None, 300, "the load test's first room")
+        time.sleep(15)  # the participant signs in, starts a server and waits before its first cell
+        assert process.poll() is None, log.read_text()
+        assert leftovers() != before  # the room exists: its account and state folder
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(180) == 130, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "stopped by SIGTERM" in log.read_text() and not out.exists()
+    assert leftovers() == before

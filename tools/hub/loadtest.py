@@ -16,7 +16,8 @@ so the latencies are an upper bound for the same k.
 
 The JSON is rewritten after every k (settings, versions, machine, timings, peaks), and its figure with it
 (selfextend.viz.plot_hub_load); a rerun with the same settings computes only the missing k, other settings need
---fresh. Needs root and the cgroup v1 memory controller.
+--fresh. SIGTERM or Ctrl-C stops it cleanly: the k in progress is dropped, the room is closed (accounts, homes,
+cgroups and state removed) and the finished k stay in the JSON. Needs root and the cgroup v1 memory controller.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import json
 import os
 import platform
 import random
+import signal
 import statistics
 import sys
 import threading
@@ -50,6 +52,17 @@ DEFAULT_OUT = ROOT / "experiments" / "hub_load_test.json"
 
 TRACK = ["01", "02", "03", "05"]  # the 90-minute track (notebooks/workshop_schedule.json)
 MIB = 1 << 20
+STOP = threading.Event()  # set by SIGTERM / SIGINT: participants stop before their next cell
+
+
+class Stopped(Exception):
+    """The load test was asked to stop (SIGTERM or SIGINT)."""
+
+
+def stop_on_signal(signum: int, frame) -> None:
+    """Signal handler: tell the participants to stop and unwind the main thread (which closes the room)."""
+    STOP.set()
+    raise Stopped(signal.Signals(signum).name)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -179,7 +192,8 @@ def walk(hub: Hub, name: str, options: argparse.Namespace, bar: tqdm) -> dict:
                 cells.append({"notebook": number, "cell": "kernel start",
                               "seconds": round(time.perf_counter() - started, 3), "status": "ok"})
                 for index, source in enumerate(code):
-                    time.sleep(options.think * rng.uniform(0.5, 1.5))
+                    if STOP.wait(options.think * rng.uniform(0.5, 1.5)):
+                        raise Stopped("stopped")
                     result = kernel.execute(source)
                     cells.append({"notebook": number, "cell": index, "seconds": round(result.seconds, 3),
                                   "status": result.status})
@@ -211,10 +225,13 @@ def run_room(hub: Hub, k: int, options: argparse.Namespace) -> dict:
     sampler.start()
     started, wall = datetime.now(timezone.utc), time.perf_counter()
     with tqdm(total=k * cells_each, desc=f"k={k}", unit="cell", dynamic_ncols=True) as bar:
-        with ThreadPoolExecutor(max_workers=k) as pool:
+        pool = ThreadPoolExecutor(max_workers=k)
+        try:
             people = list(pool.map(lambda name: walk(hub, name, options, bar), names))
-    sampler.stop.set()
-    sampler.join()
+        finally:  # on a signal, do not wait for cells in flight: closing the room ends them
+            pool.shutdown(wait=not STOP.is_set(), cancel_futures=True)
+            sampler.stop.set()
+            sampler.join()
     peaks = [p["peak"] for p in people if p["peak"]]
     cells = [c for p in people for c in p["cells"] if c["cell"] != "kernel start"]
     by_notebook = {n: summary([c["seconds"] for c in cells if c["notebook"] == n]) for n in options.notebooks}
@@ -285,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     hub = Hub([f"load{i:02d}" for i in range(1, max(todo) + 1)], memory_limit=options.memory_limit,
               threads=options.threads)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # also when started with nohup or in background
+        signal.signal(signum, stop_on_signal)
     try:
         hub.open_the_way()
         print(f"room up in {hub.start(cull_idle='0'):.1f} s; warming the page cache with one participant", flush=True)
@@ -307,8 +326,17 @@ def main(argv: list[str] | None = None) -> int:
                   f"p95 {cell.get('p95')} s, peak {memory['per_participant_peak'].get('max')} MiB per participant, "
                   f"{run['kernels_died']} kernels died, {run['cells_error']} cell errors, "
                   f"{run['participants_failed']} participants failed -> {options.out}", flush=True)
+    except Stopped as why:
+        kept = ", ".join(results["runs"]) or "none"
+        print(f"loadtest.py: stopped by {why}; closing the room (finished k kept in {options.out}: {kept})",
+              file=sys.stderr, flush=True)
+        return 130
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # closing the room is not interrupted
+            signal.signal(signum, signal.SIG_IGN)
         hub.close()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
     return 0
 
 
