@@ -213,3 +213,58 @@ def test_kv_shift_of_a_real_cache_equals_the_mapped_forward_on_the_tiny_model():
         mapped = token_nll(model, ids)
     assert (mapped.double() - reference).abs().max() < 1e-5  # float32 through 2 layers: ~1e-6
     assert (kv_shift_nll(model, ids, 1, 100) - reference).abs().max() > 1e-4  # the shift changes the losses (10x)
+
+
+def test_mains_misses_start_where_it_divides_the_block_it_is_answering_in(committed):
+    """Notebook 13's account of ``main``'s passkey misses, recomputed another way: prompt lengths from the
+    tokenizer, the division from a replay of llama.cpp's cache (``kv_shift.replay_main``), the first wrong
+    token by tokenizing the answer and the key (the notebook counts characters and uses the formula)."""
+    from selfextend.methods import replay_main
+
+    name = "llamacpp-main-g8-w1024-b2048"
+    units = [unit for key, unit in committed["units"].items() if key.startswith(f"passkey/{name}/")]
+    if len(units) < len(committed["settings"]["lengths"]) * len(committed["settings"]["depths"]):
+        pytest.skip("the passkey grid of llama.cpp main is still pending")
+    division, departures = {}, {}
+    for unit in units:
+        s = unit["settings"]
+        for trial in unit["trials"]:
+            before, after = passkey_prompt(TOKENIZER, s["length"], s["depth"], trial["passkey"], style=s["prompt"])
+            n = len(before) + len(after)
+            if s["length"] not in division:
+                replay = replay_main(n + s["max_new_tokens"], 8, 1024, batch_size=2048, prompt_length=n)
+                # answer token t (t >= 1) is predicted by token n + t - 1: the first whose call sees the
+                # question's last token divided
+                division[s["length"]] = next(t for t in range(1, s["max_new_tokens"])
+                                             if n - 1 in replay.grouped(n + t - 1))
+            if not trial["correct"]:
+                got = TOKENIZER(trial["answer"], add_special_tokens=False)["input_ids"]
+                key = TOKENIZER(" " + trial["passkey"], add_special_tokens=False)["input_ids"]
+                wrong = next((t for t, (a, b) in enumerate(zip(got, key)) if a != b), len(key))
+                departures.setdefault(s["length"], []).append(wrong)
+    assert [division[n] for n in sorted(division)] == [1, 4, 1, 3, 4]
+    broken = (4096, 12288, 16384)
+    assert sum(len(departures[n]) for n in broken) == 37
+    assert sum(t >= division[n] for n in broken for t in departures[n]) == 33
+    assert sum(len(departures.get(n, [])) for n in (2048, 8192)) == 2
+
+
+def test_readme_and_notebook_quote_the_committed_grid(committed):
+    """The llama.cpp numbers of the README (relatives section, paper map) and notebook 13's summary."""
+    root = COMMITTED.parents[1]
+    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())  # line breaks as spaces
+    notebook = json.loads((root / "notebooks" / "13_selfextend_in_llama_cpp.ipynb").read_text(encoding="utf-8"))
+    summary = " ".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown"
+                       and "".join(cell["source"]).startswith("## Summary")).split()
+    s, units = committed["settings"], committed["units"]
+    found = {name: sum(units[f"passkey/{name}/{n}/{d:g}"]["correct"] for n in s["lengths"] for d in s["depths"])
+             for name in s["llamacpp_passkey_methods"]}
+    assert (found["selfextend-g8-w1024"], found["llamacpp-passkey-g8-b2048"],
+            found["llamacpp-main-g8-w1024-b2048"]) == (75, 61, 36)
+    assert "75 of 75 for the paper's rule, 61 for the `passkey` example, 36 for `main`" in readme
+    assert "the paper's rule finds all 75 keys, the passkey example 61 and `main` 36" in " ".join(summary)
+    ppl = {name: math.exp(units[f"loss/{name}"]["nll"]) for name in s["llamacpp_loss_methods"]}
+    quoted = (f"{ppl['llamacpp-main-g8-w1024-b2048']:.1f} with the default batch and "
+              f"{ppl['llamacpp-main-g8-w1024-b1']:.1f} token by token, against {ppl['selfextend-g8-w1024']:.1f} "
+              f"for the paper's rule and {ppl['plain']:.1f} plain")
+    assert quoted in readme
