@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -117,6 +118,19 @@ def test_losses_are_binned_by_target_position():
     assert summary["bin_nll"] == [128.0, 383.5]  # mean of 1..255, mean of 256..511
     assert summary["prefix"]["128"]["nll"] == 64.0  # mean of 1..127
     assert summary["prefix"]["512"]["nll"] == 256.0
+
+
+def test_block_losses_equal_the_mean_of_each_blocks_tokens():
+    """block_nll from the rounded bins against the plain mean of each block's per-token losses."""
+    rng = np.random.default_rng(0)
+    nll = list(rng.uniform(0.0, 8.0, size=4095))  # 4,096 tokens, token 0 never predicted
+    unit = real_results.summarize_losses(nll, 256)
+    direct = [np.mean(nll[max(k * 1024, 1) - 1:(k + 1) * 1024 - 1]) for k in range(4)]
+    np.testing.assert_allclose(real_results.block_nll(unit, 1024), direct, atol=1e-6)  # bins rounded to 1e-6
+    np.testing.assert_allclose(real_results.block_nll(unit, 256), unit["bin_nll"], rtol=0, atol=0)
+    for bad in (100, 768, 0, 8192, 1024.0):
+        with pytest.raises(ValueError, match="size must be"):
+            real_results.block_nll(unit, bad)
 
 
 def test_rope_scaling_changes_the_model():

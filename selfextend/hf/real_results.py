@@ -37,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .._files import write_json_atomic
@@ -143,6 +144,20 @@ def summarize_losses(nll: list[float], bin_size: int) -> dict:
         mean = sum(nll[:k - 1]) / (k - 1)
         prefixes[str(k)] = {"nll": round(mean, 6), "perplexity": round(math.exp(mean), 6)}
     return {"bin_size": bin_size, "bin_nll": [round(b, 6) for b in bins], "prefix": prefixes}
+
+
+def block_nll(unit: dict, size: int) -> np.ndarray:
+    """Mean NLL of each block of ``size`` target tokens (block k: tokens k*size .. (k+1)*size - 1), float64 [blocks],
+    from a unit's bins (``summarize_losses``: bin 0 holds bin_size - 1 predictions, token 0 is never predicted)."""
+    bins = np.asarray(unit["bin_nll"], dtype=np.float64)
+    bin_size = unit["bin_size"]
+    if not isinstance(size, int) or size < bin_size or size % bin_size or len(bins) % (size // bin_size):
+        raise ValueError(f"size must be a multiple of the bin size {bin_size} that divides the "
+                         f"{len(bins) * bin_size} tokens into whole blocks, got {size!r}")
+    counts = np.full(bins.shape, float(bin_size))
+    counts[0] -= 1
+    per = size // bin_size
+    return (bins * counts).reshape(-1, per).sum(1) / counts.reshape(-1, per).sum(1)
 
 
 # ---------------------------------------------------------------------------------------------
