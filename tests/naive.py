@@ -165,3 +165,76 @@ def eager_token_nll(model, ids: torch.Tensor, positions: torch.Tensor, allowed: 
     finally:
         model.config._attn_implementation = previous
     return -torch.log_softmax(logits[0, :-1].double(), dim=-1).gather(-1, ids[1:, None])[:, 0]
+
+
+# ---------------------------------------------------------------------------------------------
+# A transformers model's attention, one query at a time (tests/test_hf.py, tests/test_hf_position_maps.py)
+# ---------------------------------------------------------------------------------------------
+
+def rope_float64(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor, scaling: float) -> torch.Tensor:
+    """RoPE of x [..., n, d] at integer positions [n] in float64 (rotate-half convention): the first
+    2 * len(inv_freq) dims turn, the rest pass (partial rotary)."""
+    rotary = 2 * inv_freq.numel()
+    angle = positions.double()[:, None] * inv_freq.double()[None, :]
+    angle = torch.cat((angle, angle), dim=-1)
+    part = x[..., :rotary].double()
+    half = rotary // 2
+    turned_half = torch.cat((-part[..., half:], part[..., :half]), dim=-1)
+    return torch.cat(((part * angle.cos() + turned_half * angle.sin()) * scaling, x[..., rotary:].double()), dim=-1)
+
+
+def rope_tables(model, module) -> tuple[torch.Tensor, float]:
+    """(inv_freq, attention_scaling) the model's rotary embedding uses for this layer."""
+    rotary = model.model.rotary_emb
+    layer_type = getattr(module, "layer_type", None)
+    if layer_type is not None and hasattr(rotary, f"{layer_type}_inv_freq"):
+        return getattr(rotary, f"{layer_type}_inv_freq"), getattr(rotary, f"{layer_type}_attention_scaling")
+    return rotary.inv_freq, rotary.attention_scaling
+
+
+class PerQueryAttention:
+    """Attention from un-rotated q, k, one query at a time, RoPE applied here in float64.
+
+    ``attend(i, sliding_window)`` -> (key tokens [m], query positions [m], key positions [m]) of query i:
+    the rule under test, written out by the test (a layer with a sliding window passes its width)."""
+
+    name = "naive_per_query_attention"
+
+    def __init__(self, model, attend):
+        self.model, self.attend = model, attend
+
+    def __call__(self, module, query, key, value, attention_mask, scaling=None, dropout=0.0,
+                 softcap=None, sliding_window=None, **kwargs):
+        batch, heads, n, _ = query.shape
+        assert key.shape[2] == n, "the reference runs without a cache"
+        inv_freq, rope_scale = rope_tables(self.model, module)
+        kv_head = torch.arange(heads) // (heads // key.shape[1])  # query head h reads kv head h // per_kv
+        out = torch.zeros(batch, heads, n, value.shape[-1], dtype=torch.float64)
+        for i in range(n):
+            j, q_pos, k_pos = self.attend(i, sliding_window)
+            q = rope_float64(query[:, :, i, None, :].expand(-1, -1, len(j), -1), q_pos, inv_freq, rope_scale)
+            k = rope_float64(key[:, kv_head][:, :, j], k_pos, inv_freq, rope_scale)  # [b, heads, keys, d]
+            score = (q * k).sum(-1) * scaling
+            if softcap is not None:
+                score = softcap * torch.tanh(score / softcap)
+            weight = torch.softmax(score, dim=-1)
+            out[:, :, i] = (weight[..., None] * value[:, kv_head][:, :, j].double()).sum(2)
+        return out.to(query.dtype).transpose(1, 2).contiguous(), None
+
+
+@torch.no_grad()
+def per_query_logits(model, ids: torch.Tensor, attend) -> torch.Tensor:
+    """A transformers model's logits with ``PerQueryAttention(attend)`` in every layer: the rotary embedding
+    is made the identity (cos = 1, sin = 0) so q and k reach attention un-rotated."""
+    import transformers
+
+    transformers.AttentionInterface.register(PerQueryAttention.name, PerQueryAttention(model, attend))
+    previous = model.config._attn_implementation
+    identity = model.model.rotary_emb.register_forward_hook(
+        lambda module, args, output: (torch.ones_like(output[0]), torch.zeros_like(output[1])))
+    model.set_attn_implementation(PerQueryAttention.name)
+    try:
+        return model(input_ids=ids, use_cache=False).logits
+    finally:
+        identity.remove()
+        model.set_attn_implementation(previous)

@@ -17,6 +17,8 @@ transformers = pytest.importorskip("transformers")
 
 from selfextend.hf import SelfExtend, apply, max_supported_length  # noqa: E402
 
+from naive import per_query_logits  # noqa: E402
+
 GROUP, WINDOW = 3, 8
 SEQ = 40  # > WINDOW: many grouped keys
 VOCAB = 97
@@ -89,80 +91,23 @@ def logits(model, ids, **kwargs) -> torch.Tensor:
 # The independent reference
 # ---------------------------------------------------------------------------------------------
 
-def _half_turn(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+def selfextend_rule(group_size: int, window: int):
+    """The paper's rule for query i, written out: exact positions at i - j < w, else i // g + w - w // g and j // g
+    (a local layer of a sliding-window family: plain RoPE inside its window)."""
+    def attend(i, sliding_window):
+        j = torch.arange(i + 1)
+        if sliding_window is not None:
+            j = j[i - j < sliding_window]
+            return j, torch.full_like(j, i), j
+        far = (i - j) >= window
+        q_pos = torch.where(far, torch.full_like(j, i // group_size + window - window // group_size), torch.full_like(j, i))
+        return j, q_pos, torch.where(far, j // group_size, j)
+    return attend
 
 
-def _rope(x: torch.Tensor, position: torch.Tensor, inv_freq: torch.Tensor, scaling: float) -> torch.Tensor:
-    """RoPE of x [..., n, d] at integer positions [n] in float64: the first 2*len(inv_freq) dims turn."""
-    rotary = 2 * inv_freq.numel()
-    angle = position.double()[:, None] * inv_freq.double()[None, :]
-    angle = torch.cat((angle, angle), dim=-1)
-    part = x[..., :rotary].double()
-    turned = (part * angle.cos() + _half_turn(part) * angle.sin()) * scaling
-    return torch.cat((turned, x[..., rotary:].double()), dim=-1)
-
-
-def _rope_tables(model, module):
-    """(inv_freq, attention_scaling) the model's rotary embedding uses for this layer."""
-    rotary = model.model.rotary_emb
-    layer_type = getattr(module, "layer_type", None)
-    if layer_type is not None and hasattr(rotary, f"{layer_type}_inv_freq"):
-        return getattr(rotary, f"{layer_type}_inv_freq"), getattr(rotary, f"{layer_type}_attention_scaling")
-    return rotary.inv_freq, rotary.attention_scaling
-
-
-class Reference:
-    """SelfExtend attention from un-rotated q, k: one query at a time, RoPE applied here."""
-
-    name = "selfextend_test_reference"
-
-    def __init__(self, model, group_size: int, window: int):
-        self.model, self.group_size, self.window = model, group_size, window
-
-    def __call__(self, module, query, key, value, attention_mask, scaling=None, dropout=0.0,
-                 softcap=None, sliding_window=None, **kwargs):
-        batch, heads, n, _ = query.shape
-        assert key.shape[2] == n, "the reference runs without a cache"
-        inv_freq, rope_scale = _rope_tables(self.model, module)
-        g, w = self.group_size, self.window
-        per_kv = heads // key.shape[1]
-        out = torch.zeros(batch, heads, n, value.shape[-1], dtype=torch.float64)
-        for i in range(n):
-            j = torch.arange(i + 1)
-            if sliding_window is not None:  # a local layer: plain RoPE inside its window
-                j = j[i - j < sliding_window]
-                q_pos, k_pos = torch.full_like(j, i), j
-            else:
-                far = (i - j) >= w
-                q_pos = torch.where(far, torch.full_like(j, i // g + w - w // g), torch.full_like(j, i))
-                k_pos = torch.where(far, j // g, j)
-            kv_head = torch.arange(heads) // per_kv  # query head h reads kv head h // per_kv
-            q = _rope(query[:, :, i, None, :].expand(-1, -1, len(j), -1), q_pos, inv_freq, rope_scale)
-            k = _rope(key[:, kv_head][:, :, j], k_pos, inv_freq, rope_scale)  # [b, heads, keys, d]
-            score = (q * k).sum(-1) * scaling
-            if softcap is not None:
-                score = softcap * torch.tanh(score / softcap)
-            weight = torch.softmax(score, dim=-1)
-            out[:, :, i] = (weight[..., None] * value[:, kv_head][:, :, j].double()).sum(2)
-        return out.to(query.dtype).transpose(1, 2).contiguous(), None
-
-
-@torch.no_grad()
 def reference_logits(model, ids, group_size=GROUP, window=WINDOW) -> torch.Tensor:
-    """Logits with the test's reference attention: the rotary embedding returns cos = 1, sin = 0."""
-    reference = Reference(model, group_size, window)
-    transformers.AttentionInterface.register(Reference.name, reference)
-    previous = model.config._attn_implementation
-    identity = model.model.rotary_emb.register_forward_hook(
-        lambda module, args, output: (torch.ones_like(output[0]), torch.zeros_like(output[1])))
-    model.set_attn_implementation(Reference.name)
-    try:
-        return model(input_ids=ids, use_cache=False).logits.float()
-    finally:
-        identity.remove()
-        model.set_attn_implementation(previous)
+    """Logits with the test's reference attention (tests/naive.py: one query at a time, RoPE applied there)."""
+    return per_query_logits(model, ids, selfextend_rule(group_size, window)).float()
 
 
 # ---------------------------------------------------------------------------------------------

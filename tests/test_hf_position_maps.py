@@ -19,6 +19,8 @@ from selfextend.methods import (LlamaCppPasskey, LlamaCppSelfExtend, LMInfinite,
                                 replay_passkey)
 from selfextend.methods import SelfExtend as SelfExtendMap  # noqa: E402
 
+from naive import per_query_logits  # noqa: E402
+
 VOCAB = 97
 
 
@@ -32,55 +34,18 @@ def tokens(n: int, seed: int = 1) -> torch.Tensor:
     return torch.randint(3, VOCAB, (1, n), generator=torch.Generator().manual_seed(seed))
 
 
-def _rope(x: torch.Tensor, positions: torch.Tensor, inv_freq: torch.Tensor, scaling: float) -> torch.Tensor:
-    """x [..., n, d] turned to integer positions [n], float64 (rotate-half convention, all dims rotary)."""
-    angle = positions.double()[:, None] * inv_freq.double()[None, :]
-    angle = torch.cat((angle, angle), dim=-1)
-    half = x.shape[-1] // 2
-    turned_half = torch.cat((-x[..., half:], x[..., :half]), dim=-1).double()
-    return (x.double() * angle.cos() + turned_half * angle.sin()) * scaling
+def replayed_positions(replay):
+    """Query t attends to the keys the replay cached, at their cached positions, from its own replayed position."""
+    def attend(t, sliding_window):
+        attended = replay.attended(t)  # [(key token, its cached position)]
+        k_pos = torch.tensor([p for _, p in attended])
+        return torch.tensor([k for k, _ in attended]), torch.full_like(k_pos, replay.query_position(t)), k_pos
+    return attend
 
 
-class ReplayReference:
-    """Attention from un-rotated q, k at the positions a llama.cpp replay gives each token and key."""
-
-    name = "llamacpp_replay_reference"
-
-    def __init__(self, model, replay):
-        self.model, self.replay = model, replay
-
-    def __call__(self, module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-        batch, heads, n, _ = query.shape
-        rotary = self.model.model.rotary_emb
-        inv_freq, rope_scale = rotary.inv_freq, rotary.attention_scaling
-        per_kv = heads // key.shape[1]
-        kv_head = torch.arange(heads) // per_kv
-        out = torch.zeros(batch, heads, n, value.shape[-1], dtype=torch.float64)
-        for t in range(n):
-            attended = self.replay.attended(t)  # [(key token, its cached position)]
-            j = torch.tensor([k for k, _ in attended])
-            k_pos = torch.tensor([p for _, p in attended])
-            q_pos = torch.full_like(k_pos, self.replay.query_position(t))
-            q = _rope(query[:, :, t, None, :].expand(-1, -1, len(j), -1), q_pos, inv_freq, rope_scale)
-            k = _rope(key[:, kv_head][:, :, j], k_pos, inv_freq, rope_scale)
-            weight = torch.softmax((q * k).sum(-1) * scaling, dim=-1)
-            out[:, :, t] = (weight[..., None] * value[:, kv_head][:, :, j].double()).sum(2)
-        return out.to(query.dtype).transpose(1, 2).contiguous(), None
-
-
-@torch.no_grad()
 def replay_logits(model, ids, replay) -> torch.Tensor:
-    reference = ReplayReference(model, replay)
-    transformers.AttentionInterface.register(ReplayReference.name, reference)
-    previous = model.config._attn_implementation
-    identity = model.model.rotary_emb.register_forward_hook(
-        lambda module, args, output: (torch.ones_like(output[0]), torch.zeros_like(output[1])))
-    model.set_attn_implementation(ReplayReference.name)
-    try:
-        return model(input_ids=ids, use_cache=False).logits
-    finally:
-        identity.remove()
-        model.set_attn_implementation(previous)
+    """Logits with the per-query reference (tests/naive.py) at the replayed positions."""
+    return per_query_logits(model, ids, replayed_positions(replay))
 
 
 N = 90
