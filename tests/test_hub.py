@@ -6,8 +6,9 @@ npm) with participants alice, bob and carol and check, in this order: refused si
 participant gets a private copy; one participant cannot reach another through the hub's API, a kernel or a
 terminal; a runaway allocation is stopped by the memory limit without touching the others; killing a kernel
 or a whole server leaves the others working; released solutions arrive; a hub restart keeps saved notebooks;
-an idle server is culled and its saved work survives. Last, a small load test (tools/hub/loadtest.py: two
-participants, three cells of notebook 01) runs through a room of its own.
+an idle kernel is shut down even with its tab open; an idle server is culled and its saved work survives. Last,
+a small load test (tools/hub/loadtest.py: two participants, three cells of notebook 01) runs through a room of
+its own, and one stopped by SIGTERM closes its room.
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def test_roster_sizes_and_durations():
     (["--participants", "alice", "--admin", "alice"], "also in the roster"),
     (["--participants", "alice", "--memory-limit", "lots"], "memory limit"),
     (["--participants", "alice", "--ip", "my-laptop"], "not an IP address"),
-    (["--participants", "alice", "--cull-idle", "soon"], "idle time"),
+    (["--participants", "alice", "--cull-idle", "soon"], "--cull-idle 'soon'"),
+    (["--participants", "alice", "--cull-kernels", "5min"], "--cull-kernels '5min'"),
     (["--participants", "alice", "--threads", "zero"], "--threads"),
     (["--participants", "alice", "--ssl-cert", "x.pem"], "go together"),
     (["--nonsense"], "unrecognized arguments"),
@@ -120,9 +122,12 @@ def test_the_configuration_wires_the_room(tmp_path, monkeypatch):
     (culler,) = c.JupyterHub.services
     assert "--timeout=1800" in culler["command"] and culler["command"][1:3] == ["-m", "jupyterhub_idle_culler"]
     assert "delete:servers" in c.JupyterHub.load_roles[0]["scopes"]
+    assert {"--MappingKernelManager.cull_idle_timeout=1800", "--MappingKernelManager.cull_interval=300",
+            "--MappingKernelManager.cull_connected=True"} <= set(c.Spawner.args)  # the default 30 min
     # on a systemd server the same room runs under systemd's MemoryMax instead
-    room.limits, room.cull_idle = "systemd", 0
+    room.limits, room.cull_idle, room.cull_kernels = "systemd", 0, 0
     c = load_config(room, monkeypatch)
+    assert not any("cull" in arg for arg in c.Spawner.args)
     assert c.JupyterHub.spawner_class == "systemdspawner.SystemdSpawner" and c.Spawner.mem_limit == 3 << 30
     assert c.SystemdSpawner.username_template == "room-{USERNAME}"
     assert c.SystemdSpawner.unit_extra_properties == {"MemorySwapMax": "0"} and "services" not in c.JupyterHub
@@ -396,6 +401,22 @@ def test_a_hub_restart_keeps_every_saved_notebook(hub, alice, bob):
     assert "".join(cells[0]["source"]).startswith("# alice's own notes")
     assert bob_again.contents("bob.txt").json()["content"] == "bob's\n"
     assert "alice's own notes" not in json.dumps(bob_again.contents(NOTEBOOK).json()["content"]["cells"][0])
+
+
+def test_an_idle_kernel_is_shut_down_with_its_tab_open_and_the_server_stays(hub):
+    """--cull-kernels 15s: a kernel with a connected websocket, idle, is shut down; the server and files stay."""
+    hub.restart(extra=("--cull-kernels", "15s"))
+    alice = hub.signed_in("alice")
+    alice.start_server()
+    alice.save("kept.txt", {"type": "file", "format": "text", "content": "kept\n"})
+    with alice.kernel(NOTEBOOK) as kernel:
+        assert kernel.execute("x = 1").status == "ok"
+        kernels = lambda: alice.request("GET", f"{alice.server_url}/api/kernels").json()  # noqa: E731
+        assert len(kernels()) == 1
+        start = time.monotonic()
+        wait_until(lambda: kernels() == [], 120, "culling alice's idle kernel", every=2)
+        print(f"\nalice's idle kernel shut down after {time.monotonic() - start:.0f} s (limit 15 s), tab still open")
+    assert alice.server() is not None and alice.contents("kept.txt").json()["content"] == "kept\n"
 
 
 def test_an_idle_server_is_culled_and_keeps_its_saved_work(hub):

@@ -7,8 +7,10 @@ For each k: a room (serve.py, as harness.py starts it: random passwords, tempora
 room) holds k participants. They sign in through the hub's REST API and start their servers all at once (the
 teacher says "sign in now"), then each walks the track: for every notebook (01, 02, 03, 05) a kernel from their
 own copy, every code cell in order through the kernel's websocket, with a think time drawn uniformly from
-0.5-1.5 x --think seconds before each cell. Kernels stay running until the end of the track, as in a room where
-nobody shuts a notebook down. Recorded: sign-in and spawn seconds, each cell's latency (request to idle),
+0.5-1.5 x --think seconds before each cell. With --kernels kept, every notebook's kernel stays running until the
+end of the track, as in a room where nobody shuts a notebook down (JupyterLab's default); with --kernels one, a
+participant shuts a notebook's kernel down before opening the next, as serve.py's --cull-kernels does for a
+kernel left idle. Recorded: sign-in and spawn seconds, each cell's latency (request to idle),
 errors and kernels that died, and memory: each participant's cgroup peak (memory.max_usage_in_bytes, page cache
 included) and anonymous memory (memory.stat total_rss, sampled every 2 s), the room's peak, and the machine's
 peak use above its baseline. --think 10 (default) is a compressed room (a real one spends about 45 s per cell),
@@ -52,6 +54,8 @@ DEFAULT_OUT = ROOT / "experiments" / "hub_load_test.json"
 
 TRACK = ["01", "02", "03", "05"]  # the 90-minute track (notebooks/workshop_schedule.json)
 MIB = 1 << 20
+KERNELS = {"kept": "kept running until the end of the track",
+           "one": "shut down at the end of each notebook, before the next opens"}
 STOP = threading.Event()  # set by SIGTERM / SIGINT: participants stop before their next cell
 
 
@@ -74,6 +78,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-cells", type=int, help="at most this many code cells per notebook (default: all)")
     parser.add_argument("--memory-limit", default="2G", help="per participant, as serve.py (default 2G)")
     parser.add_argument("--threads", type=int, default=1, help="threads per kernel, as serve.py (default 1)")
+    parser.add_argument("--kernels", choices=["kept", "one"], default="one",
+                        help="one: each notebook's kernel is shut down before the next opens (default); kept: all "
+                        "stay running to the end")
     parser.add_argument("--seed", type=int, default=0, help="seed of the think times")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="results JSON (default experiments/hub_load_test.json, its figure in figures/; "
@@ -94,7 +101,7 @@ def settings_of(options: argparse.Namespace) -> dict:
     """What makes two runs comparable (the k list aside)."""
     return {"notebooks": options.notebooks, "think_seconds": options.think, "max_cells": options.max_cells,
             "memory_limit": options.memory_limit, "threads_per_kernel": options.threads, "seed": options.seed,
-            "kernels": "kept running until the end of the track", "think_draw": "uniform 0.5-1.5 x think_seconds"}
+            "kernels": KERNELS[options.kernels], "think_draw": "uniform 0.5-1.5 x think_seconds"}
 
 
 def versions() -> dict:
@@ -203,6 +210,8 @@ def walk(hub: Hub, name: str, options: argparse.Namespace, bar: tqdm) -> dict:
                     if result.status in ("died", "timeout"):  # the rest of this notebook cannot run
                         bar.update(len(code) - index - 1)
                         break
+                if options.kernels == "one":  # File > Close and Shut Down Notebook
+                    kernels.pop_all().close()
         record["peak"] = Cgroup.for_user(hub.prefix + name).read("memory.max_usage_in_bytes")  # before the stop
     except Exception as error:  # noqa: BLE001 (one participant's failure is a result, not the end of the run)
         problems.append(f"{name}: {type(error).__name__}: {error}"[:300])
@@ -258,7 +267,7 @@ def run_room(hub: Hub, k: int, options: argparse.Namespace) -> dict:
 
 
 def save_plot(results: dict, out: Path) -> list[Path]:
-    """The figure of RESULTS: figures/hub_load_test.{png,svg} for the committed run, else beside OUT."""
+    """The figure of RESULTS: figures/<stem>.{png,svg} for a JSON in experiments/, else beside OUT."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -268,7 +277,7 @@ def save_plot(results: dict, out: Path) -> list[Path]:
 
     with style():
         figure = plot_hub_load(results)
-        directory = ROOT / "figures" if out.resolve() == DEFAULT_OUT else out.parent
+        directory = ROOT / "figures" if out.resolve().parent == DEFAULT_OUT.parent else out.parent
         paths = save_figure(figure, out.stem, directory)
     plt.close(figure)
     return paths
@@ -306,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, stop_on_signal)
     try:
         hub.open_the_way()
-        print(f"room up in {hub.start(cull_idle='0'):.1f} s; warming the page cache with one participant", flush=True)
+        print(f"room up in {hub.start(cull_idle='0', extra=('--cull-kernels', '0')):.1f} s; warming the page cache with one participant", flush=True)
         warm = hub.participant(hub.names[0])
         warm.sign_in()
         warm.start_server()

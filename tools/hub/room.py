@@ -46,6 +46,7 @@ class Room:
     memory_limit: int | None = 2 << 30  # bytes per participant, None: no limit
     limits: str = "cgroup-v1"  # how the memory limit is enforced: cgroup-v1, systemd or none
     cull_idle: int = 3600  # seconds without activity before a server is stopped; 0: never
+    cull_kernels: int = 1800  # seconds a kernel may sit idle (tab open or not) before it is shut down; 0: never
     threads: int = 1  # OMP/MKL/torch threads of each participant's kernels
     terminals: bool = True
     user_prefix: str = "room-"  # system user of participant NAME: PREFIX + NAME
@@ -128,11 +129,11 @@ def parse_size(text: str) -> int | None:
     return size
 
 
-def parse_duration(text: str) -> int:
-    """Seconds from '90m', '2h', '45s' or '0' (never)."""
+def parse_duration(text: str, option: str = "--cull-idle") -> int:
+    """Seconds from '90m', '2h', '45s' or '0' (never); RoomError naming OPTION otherwise."""
     match = DURATION.fullmatch(text.strip())
     if not match:
-        raise RoomError(f"idle time {text!r}: write it like 60m, 2h, 90s or 0 (never cull)")
+        raise RoomError(f"{option} {text!r}: an idle time like 60m, 2h, 90s or 0 (never cull)")
     seconds = float(match.group(1)) * {"": 60, "s": 1, "m": 60, "h": 3600}[match.group(2).lower()]
     return int(seconds)
 

@@ -62,6 +62,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--limits", choices=["auto", "cgroup-v1", "systemd"], default="auto",
                         help="how the memory limit is enforced (default auto: systemd when it is init, else cgroup v1)")
     parser.add_argument("--cull-idle", default="60m", help="stop a server idle this long (default 60m; 0: never)")
+    parser.add_argument("--cull-kernels", default="30m", help="shut down a kernel idle this long, even with its tab "
+                        "open (default 30m; 0: never): a participant's memory is then about one kernel, not one "
+                        "per notebook opened")
     parser.add_argument("--threads", default="auto", help="threads per kernel (default: CPU cores / participants)")
     parser.add_argument("--no-terminals", action="store_true", help="no terminals in JupyterLab")
     parser.add_argument("--share-smollm2", action="store_true",
@@ -112,7 +115,8 @@ def build_room(options: argparse.Namespace) -> Room:
             raise RoomError(f"{path}: no such file")
     return Room(participants=participants, admin=admin, ip=check_address(options.ip), port=options.port,
                 state=str(options.state.resolve()), memory_limit=memory, limits=mechanism,
-                cull_idle=parse_duration(options.cull_idle), threads=threads, terminals=not options.no_terminals,
+                cull_idle=parse_duration(options.cull_idle), cull_kernels=parse_duration(options.cull_kernels, "--cull-kernels"),
+                threads=threads, terminals=not options.no_terminals,
                 user_prefix=options.user_prefix,
                 ssl_cert=str(options.ssl_cert.resolve()) if options.ssl_cert else None,
                 ssl_key=str(options.ssl_key.resolve()) if options.ssl_key else None)
@@ -210,6 +214,8 @@ def banner(room: Room, pid: int) -> str:
     limit = (f"{room.memory_limit / 2**30:.1f} GiB of memory each ({room.limits})" if room.memory_limit
              else "no memory limit")
     idle = f"idle servers stopped after {room.cull_idle // 60} min" if room.cull_idle else "idle servers never stopped"
+    idle += (f", idle kernels after {room.cull_kernels // 60} min" if room.cull_kernels >= 60 else
+             f", idle kernels after {room.cull_kernels} s" if room.cull_kernels else ", idle kernels never stopped")
     lines = [
         f"SelfExtend room: JupyterHub for {len(room.participants)} participants and {room.admin} (admin)",
         f"  On the projector:  {room.url()}",
