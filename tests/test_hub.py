@@ -195,6 +195,10 @@ def test_load_test_summaries_resume_and_figure(tmp_path):
     figure = plot_hub_load(results)
     assert isinstance(figure, Figure) and len(figure.axes) == 3 and "16 CPU cores" in figure._suptitle.get_text()
     assert list(figure.axes[0].lines[0].get_xdata()) == [5, 10]
+    for kernels, words in ((loadtest.KERNELS["one"], "one kernel at a time"),
+                           (loadtest.KERNELS["kept"], "every kernel kept running")):
+        titled = plot_hub_load({**results, "settings": {"notebooks": ["01"], "kernels": kernels}})
+        assert titled._suptitle.get_text().endswith(words)
     with pytest.raises(ValueError):
         plot_hub_load({"runs": {}})
 

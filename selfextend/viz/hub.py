@@ -51,5 +51,8 @@ def plot_hub_load(results: Mapping, title: str | None = None) -> Figure:
         if settings:
             title += (f"; notebooks {', '.join(settings.get('notebooks', []))}, "
                       f"think time {settings.get('think_seconds')} s")
+            kernels = settings.get("kernels", "")
+            title += ("; every kernel kept running" if kernels.startswith("kept") else
+                      "; one kernel at a time" if kernels.startswith("shut down") else "")
     fig.suptitle(title)
     return fig
