@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -103,17 +101,6 @@ def test_names_labels_and_reach():
     assert pr.method_reach(pr.method_settings("llamacpp-main-g8-w1024-b1", 8192, 1), 8192) == 57 * 1024 + 896
     with pytest.raises(ValueError, match="window must be a multiple of group_size"):
         pr.method_settings("llamacpp-main-g3-w1024-b2048", 8192, 1)
-
-
-@pytest.mark.parametrize("bad", [
-    ["--only", "llamacpp", "passkey"],
-    ["--only", "llamacpp", "--llamacpp-passkey-methods", "llamacpp-passkey-g3-b2048"],
-    ["--only", "llamacpp", "--llamacpp-loss-methods", "llamacpp-main-g8"],
-])
-def test_bad_arguments_exit_2_with_one_line(bad):
-    run = subprocess.run([sys.executable, "-m", "selfextend.hf.paper_results", *QUICK, *bad, "--out", "/dev/null"],
-                         capture_output=True, text=True)
-    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and "error:" in run.stderr
 
 
 # ---------------------------------------------------------------------------------------------

@@ -160,6 +160,9 @@ def test_method_names_and_reach():
     ["--prompt", "chat"],
     ["--ablation-groups", "0"],
     ["--passkey-methods", "selfextend-g2-w9000"],
+    ["--only", "llamacpp", "passkey"],  # the llama.cpp part (notebook 13)
+    ["--only", "llamacpp", "--llamacpp-passkey-methods", "llamacpp-passkey-g3-b2048"],
+    ["--only", "llamacpp", "--llamacpp-loss-methods", "llamacpp-main-g8"],
 ])
 def test_bad_arguments_exit_2_with_one_line(bad):
     run = subprocess.run([sys.executable, "-m", "selfextend.hf.paper_results", *QUICK, *bad, "--out", "/dev/null"],
