@@ -350,6 +350,14 @@ def test_a_runaway_cell_is_stopped_by_the_memory_limit_alone(hub, alice, bob):
     assert healthy(hub.url)
 
 
+def test_a_cell_past_its_time_limit_is_a_timeout_at_the_limit(bob):
+    """The load test's client: a deadline fires on time even though recv() would wait for the next message."""
+    with bob.kernel("notebooks/slow.ipynb") as kernel:
+        start = time.monotonic()
+        result = kernel.execute("import time; time.sleep(40)", timeout=4)
+        assert result.status == "timeout" and time.monotonic() - start < 10, result
+
+
 def test_killing_a_kernel_or_a_server_leaves_the_others_working(hub, alice, bob):
     saved = {"type": "file", "format": "text", "content": "kept\n"}
     alice.save("kept.txt", saved)

@@ -59,12 +59,16 @@ class Kernel:
         text, images, status, error, replied, idle = [], 0, "", "", False, False
         while not (replied and idle):
             left = timeout - (time.perf_counter() - start)
-            if left <= 0:
+            if left <= 0 and not replied:  # once the reply is in, only the idle status that follows is awaited
                 return ExecuteResult("timeout", time.perf_counter() - start, "".join(text), images,
                                      f"no reply in {timeout:.0f} s")
-            self.socket.settimeout(left)
+            # short waits: the server's websocket pings (every 30 s or so) would keep one long recv() blocked past
+            # the deadline, since the client answers control frames inside recv() and waits on
+            self.socket.settimeout(min(max(left, 0.1), 5.0))
             try:
                 raw = self.socket.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
             except (websocket.WebSocketException, OSError) as failure:
                 return ExecuteResult("died", time.perf_counter() - start, "".join(text), images, str(failure))
             if not isinstance(raw, str):  # a binary frame (buffers): not used by these notebooks

@@ -81,6 +81,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--kernels", choices=["kept", "one"], default="one",
                         help="one: each notebook's kernel is shut down before the next opens (default); kept: all "
                         "stay running to the end")
+    parser.add_argument("--cell-timeout", type=float, default=7200.0,
+                        help="seconds a cell may take before it counts as timed out (default 7200: the 30-participant "
+                        "room takes about 30 minutes for notebook 05's first evaluation cell on 2 cores)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the think times")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="results JSON (default experiments/hub_load_test.json, its figure in figures/; "
@@ -89,8 +92,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     options = parser.parse_args(argv)
     if any(k < 1 for k in options.k) or len(set(options.k)) != len(options.k):
         parser.error("--k takes distinct room sizes of at least 1")
-    if options.think < 0 or (options.max_cells is not None and options.max_cells < 1):
-        parser.error("--think must be >= 0 and --max-cells >= 1")
+    if options.think < 0 or (options.max_cells is not None and options.max_cells < 1) or options.cell_timeout <= 0:
+        parser.error("--think must be >= 0, --max-cells >= 1 and --cell-timeout > 0")
     for number in options.notebooks:
         if len(list((ROOT / "notebooks").glob(f"{number}_*.ipynb"))) != 1:
             parser.error(f"no learner notebook numbered {number!r} in notebooks/")
@@ -101,6 +104,7 @@ def settings_of(options: argparse.Namespace) -> dict:
     """What makes two runs comparable (the k list aside)."""
     return {"notebooks": options.notebooks, "think_seconds": options.think, "max_cells": options.max_cells,
             "memory_limit": options.memory_limit, "threads_per_kernel": options.threads, "seed": options.seed,
+            "cell_timeout_seconds": options.cell_timeout,
             "kernels": KERNELS[options.kernels], "think_draw": "uniform 0.5-1.5 x think_seconds"}
 
 
@@ -201,7 +205,7 @@ def walk(hub: Hub, name: str, options: argparse.Namespace, bar: tqdm) -> dict:
                 for index, source in enumerate(code):
                     if STOP.wait(options.think * rng.uniform(0.5, 1.5)):
                         raise Stopped("stopped")
-                    result = kernel.execute(source)
+                    result = kernel.execute(source, timeout=options.cell_timeout)
                     cells.append({"notebook": number, "cell": index, "seconds": round(result.seconds, 3),
                                   "status": result.status})
                     bar.update(1)
