@@ -16,6 +16,13 @@ from room import Room  # noqa: E402
 from spawner import RoomSpawner, prepare  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
+
+
+def check_every(limit: int) -> int:
+    """How often a culler looks for idle servers or kernels: a quarter of the limit, 5 s to 5 min."""
+    return max(5, min(300, limit // 4))
+
+
 room = Room.load(os.environ["SELFEXTEND_HUB_STATE"])
 state, venv_bin = Path(room.state), Path(room.venv) / "bin"
 
@@ -66,7 +73,7 @@ c.Spawner.args = ["--KernelManager.transport=ipc"] + ([] if room.terminals else 
 # notebooks holds four kernels (the load test measured 1.3 GB per participant against about 0.6 GB with one).
 if room.cull_kernels:
     c.Spawner.args += [f"--MappingKernelManager.cull_idle_timeout={room.cull_kernels}",
-                       f"--MappingKernelManager.cull_interval={max(5, min(300, room.cull_kernels // 4))}",
+                       f"--MappingKernelManager.cull_interval={check_every(room.cull_kernels)}",
                        "--MappingKernelManager.cull_connected=True"]
 if room.limits == "systemd":
     c.JupyterHub.spawner_class = "systemdspawner.SystemdSpawner"
@@ -83,7 +90,7 @@ else:
 
 # Idle servers are stopped after room.cull_idle seconds (files stay on disk; kernels' variables are lost).
 if room.cull_idle:
-    every = max(5, min(300, room.cull_idle // 4))
+    every = check_every(room.cull_idle)
     c.JupyterHub.last_activity_interval = every
     c.JupyterHub.services = [{
         "name": "idle-culler",

@@ -57,6 +57,7 @@ MIB = 1 << 20
 KERNELS = {"kept": "kept running until the end of the track",
            "one": "shut down at the end of each notebook, before the next opens"}
 STOP = threading.Event()  # set by SIGTERM / SIGINT: participants stop before their next cell
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # SIGHUP too: started with nohup or in background
 
 
 class Stopped(Exception):
@@ -315,11 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     hub = Hub([f"load{i:02d}" for i in range(1, max(todo) + 1)], memory_limit=options.memory_limit,
               threads=options.threads)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # also when started with nohup or in background
+    for signum in STOP_SIGNALS:
         signal.signal(signum, stop_on_signal)
     try:
         hub.open_the_way()
-        print(f"room up in {hub.start(cull_idle='0', extra=('--cull-kernels', '0')):.1f} s; warming the page cache with one participant", flush=True)
+        seconds = hub.start(cull_idle="0", extra=("--cull-kernels", "0"))  # kernels live as --kernels says
+        print(f"room up in {seconds:.1f} s; warming the page cache with one participant", flush=True)
         warm = hub.participant(hub.names[0])
         warm.sign_in()
         warm.start_server()
@@ -345,10 +347,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         return 130
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # closing the room is not interrupted
+        for signum in STOP_SIGNALS:  # closing the room is not interrupted
             signal.signal(signum, signal.SIG_IGN)
         hub.close()
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
     return 0
 
