@@ -34,6 +34,7 @@ from hub_room import HUB, Hub, check_requirements, healthy, wait_until
 
 import auth  # noqa: E402  (tools/hub is on sys.path through hub_room)
 import limits  # noqa: E402
+import ports  # noqa: E402
 import loadtest  # noqa: E402
 from room import Room, RoomError, parse_duration, parse_names, parse_size  # noqa: E402
 
@@ -179,6 +180,59 @@ def test_a_limit_never_leaves_swap_below_memory(tmp_path, monkeypatch):
         assert group.read("memory.limit_in_bytes") == group.read("memory.memsw.limit_in_bytes") == size
 
 
+def test_a_server_port_is_free_and_outside_the_range_of_outgoing_connections(tmp_path):
+    """ports.pick: never a port the kernel may give an outgoing connection, one already given, or one in use."""
+    import random
+    import socket
+
+    linux = tmp_path / "range"
+    linux.write_text("21000\t60999\n")  # pool 20000-20999
+    assert ports.ephemeral_range(linux) == (21000, 60999)
+    assert ports.candidates(linux) == range(20000, 21000)
+    (tmp_path / "low").write_text("1024 65000")  # a range that starts low: the ports above it
+    assert ports.candidates(tmp_path / "low") == range(65001, 65536)
+    assert ports.ephemeral_range(tmp_path / "missing") == (32768, 60999)
+    with socket.socket() as busy:  # a listening socket on one pool port, one other port left free
+        busy.bind(("127.0.0.1", 0))
+        busy_port = next(p for p in range(20000, 21000) if ports.is_free(p))
+        busy.close()
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", busy_port))
+        busy.listen()
+        free_port = next(p for p in range(20000, 21000) if p != busy_port and ports.is_free(p))
+        taken = set(range(20000, 21000)) - {busy_port, free_port}
+        for seed in range(5):
+            assert ports.pick(taken, path=linux, rng=random.Random(seed)) == free_port
+        with pytest.raises(RuntimeError, match="no free port in 20000-20999"):
+            ports.pick(taken | {free_port}, path=linux)
+        busy.close()
+    given: set[int] = set()
+    for _ in range(50):  # a room starting at once gets 50 distinct ports of the pool
+        given.add(ports.pick(given, path=linux))
+    assert len(given) == 50 and given <= set(range(20000, 21000))
+
+
+def test_a_failed_participant_keeps_the_hubs_warnings_and_errors_about_them():
+    """Hub.log_about: what the load test records for a participant who failed (the log goes with the room)."""
+    import shutil
+
+    room = Hub(["alice", "bob"])
+    try:
+        (room.state / "jupyterhub.log").write_text(
+            "[I 12:00 JupyterHub] alice signed in\n"
+            "[E 12:01 JupyterHub user:1] Unhandled error starting alice's server: port in use\n"
+            "[W 12:02 JupyterHub base:2] bob is slow\n"
+            "[W 12:03 JupyterHub base:2] alice's server never showed up\n")
+        assert room.log_about("alice") == [
+            "[E 12:01 JupyterHub user:1] Unhandled error starting alice's server: port in use",
+            "[W 12:03 JupyterHub base:2] alice's server never showed up"]
+        assert room.log_about("alice", last=1) == ["[W 12:03 JupyterHub base:2] alice's server never showed up"]
+        assert room.log_about("carol") == []
+    finally:
+        shutil.rmtree(room.state)
+    assert room.log_about("alice") == []  # no log: nothing, not an error
+
+
 def test_load_test_summaries_resume_and_figure(tmp_path):
     assert loadtest.summary([3.0, 1.0, 2.0, 10.0]) == {"count": 4, "p50": 2.0, "p95": 10.0, "max": 10.0, "mean": 4.0}
     assert loadtest.summary([]) == {"count": 0}
@@ -283,6 +337,15 @@ def test_each_participant_gets_a_private_copy(hub, alice, bob):
         assert home.stat().st_uid == entry.pw_uid and home.stat().st_mode & 0o777 == 0o700
         assert entry.pw_uid >= 1000 and entry.pw_uid != 0
     assert (room.homes() / "alice").stat().st_uid != (room.homes() / "bob").stat().st_uid
+
+
+def test_servers_listen_below_the_range_of_outgoing_connections(hub, alice, bob):
+    """Each server got its own port outside the kernel's range for outgoing connections (tools/hub/ports.py)."""
+    log = (hub.state / "jupyterhub.log").read_text(errors="replace")  # the hub logs each route it gives the proxy
+    given = dict(re.findall(r"Adding user (alice|bob) to proxy /user/\1/ => http://127\.0\.0\.1:(\d+)", log))
+    low, high = ports.ephemeral_range()
+    assert set(given) == {"alice", "bob"} and given["alice"] != given["bob"], given
+    assert all(not low <= int(port) <= high for port in given.values()), (given, low, high)
 
 
 def test_a_participant_cannot_reach_another_through_the_hub(hub, alice, bob):

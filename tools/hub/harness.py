@@ -24,7 +24,8 @@ import limits  # noqa: E402
 import participants  # noqa: E402
 from client import Participant  # noqa: E402
 from room import Room  # noqa: E402
-from serve import blocked, free_port, reachable_paths  # noqa: E402
+from ports import free_port  # noqa: E402
+from serve import blocked, reachable_paths  # noqa: E402
 
 
 class Hub:
@@ -114,6 +115,14 @@ class Hub:
             return (self.state / "jupyterhub.log").read_text(errors="replace")[-12000:]
         except OSError:
             return ""
+
+    def log_about(self, name: str, last: int = 6) -> list[str]:
+        """The hub log's last warnings and errors that name participant NAME (close() removes the log)."""
+        try:
+            lines = (self.state / "jupyterhub.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        return [line[:300] for line in lines if name in line and line.startswith(("[W", "[E", "[C"))][-last:]
 
     def close(self) -> None:
         """Stop the room, remove the accounts, homes and state, restore folder modes."""

@@ -220,6 +220,7 @@ def walk(hub: Hub, name: str, options: argparse.Namespace, bar: tqdm) -> dict:
         record["peak"] = Cgroup.for_user(hub.prefix + name).read("memory.max_usage_in_bytes")  # before the stop
     except Exception as error:  # noqa: BLE001 (one participant's failure is a result, not the end of the run)
         problems.append(f"{name}: {type(error).__name__}: {error}"[:300])
+        problems.extend(f"{name}: hub log: {line}" for line in hub.log_about(name))  # the log goes with the room
         record["failed"] = True
     try:
         person.stop_server()

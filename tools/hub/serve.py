@@ -18,7 +18,6 @@ import getpass
 import os
 import shutil
 import signal
-import socket
 import ssl
 import stat
 import subprocess
@@ -31,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import limits  # noqa: E402
 from auth import ADMIN_PASSWORD, ROOM_PASSWORD  # noqa: E402
+from ports import is_free, pick  # noqa: E402
 from room import (NAME, PREFIX, ROOT, OneLineParser, Room, RoomError, check_address, is_public, parse_duration,  # noqa: E402
                   parse_names, parse_size)
 
@@ -153,25 +153,6 @@ def reachable_paths(room: Room) -> list[Path]:
             room.homes() / "x"]
 
 
-def free_port(ip: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as probe:
-        probe.bind((ip, 0))
-        return probe.getsockname()[1]
-
-
-def port_taken(ip: str, port: int) -> bool:
-    """Whether something already listens on IP:PORT."""
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    with socket.socket(family) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((ip, port))
-        except OSError:
-            return True
-    return False
-
-
 def ensure_proxy() -> None:
     """configurable-http-proxy from tools/hub/package-lock.json (npm ci once)."""
     installed = HERE / "node_modules" / ".package-lock.json"
@@ -280,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         secrets = {ROOM_PASSWORD: password(ROOM_PASSWORD, "room"), ADMIN_PASSWORD: password(ADMIN_PASSWORD, "teacher")}
         if secrets[ROOM_PASSWORD] == secrets[ADMIN_PASSWORD]:
             raise RoomError("the teacher password must differ from the room password (participants know that one)")
-        if port_taken(room.ip, room.port):
+        if not is_free(room.port, room.ip):
             raise RoomError(f"{room.ip}:{room.port} is in use (another hub?): pick another --port")
         prepare_state(room)
         if walls := blocked(reachable_paths(room)):
@@ -296,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise RoomError(f"--share-smollm2: {str(error).splitlines()[0]}")
     except (RoomError, limits.LimitError) as error:
         refuse(str(error))
-    room.hub_port, room.proxy_api_port = free_port(), free_port()
+    room.hub_port = pick(set())  # below the range of outgoing connections (ports.py)
+    room.proxy_api_port = pick({room.hub_port})
     os.umask(0o077)  # the hub's database, pid files and log: root only (participants may pass through <state>)
     for private in Path(room.state).glob("jupyterhub*"):
         private.chmod(0o600)

@@ -1,9 +1,10 @@
 """Starting a participant's server: as their own Unix user, in their home, inside their memory cgroup.
 
-RoomSpawner is JupyterHub's LocalProcessSpawner with three changes: the hub's user NAME runs as the Unix
+RoomSpawner is JupyterHub's LocalProcessSpawner with four changes: the hub's user NAME runs as the Unix
 account PREFIX+NAME (participants.py), the server process joins that participant's cgroup before it drops
-root (limits.py, cgroup-v1), and stopping a server also kills whatever it left in the cgroup (a kernel
-orphaned by a killed server). On a systemd server jupyterhub_config.py uses SystemdSpawner instead; both get
+root (limits.py, cgroup-v1), stopping a server also kills whatever it left in the cgroup (a kernel
+orphaned by a killed server), and every start gets a fresh port outside the range of outgoing connections
+(ports.py). On a systemd server jupyterhub_config.py uses SystemdSpawner instead; both get
 the same home preparation (prepare) before every start.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from traitlets import Unicode
 
 from limits import Cgroup
+from ports import pick
 from participants import prepare_home
 from room import Room
 
@@ -28,6 +30,7 @@ class RoomSpawner(LocalProcessSpawner):
     """LocalProcessSpawner for a room: per-participant Unix user and cgroup-v1 memory limit."""
 
     user_prefix = Unicode("room-", help="Unix account of participant NAME: PREFIX + NAME.").tag(config=True)
+    ports_given: dict[str, int] = {}  # participant -> port of their running server, for all spawners of the hub
 
     @property
     def system_user(self) -> str:
@@ -63,11 +66,15 @@ class RoomSpawner(LocalProcessSpawner):
         if group is not None:  # a server the hub believes stopped has nothing left running: kill any orphans
             await asyncio.to_thread(group.kill)
             await asyncio.to_thread(group.create, int(self.mem_limit))
+        given = RoomSpawner.ports_given
+        given.pop(self.user.name, None)
+        self.port = given[self.user.name] = pick(set(given.values()), self.ip or "127.0.0.1")
         return await super().start()
 
     async def stop(self, now=False):
         """Stop the server, then kill anything left in its cgroup (kernels, terminals) and remove the cgroup."""
         await super().stop(now=now)
+        RoomSpawner.ports_given.pop(self.user.name, None)
         group = self.cgroup()
         if group is not None:
             await asyncio.to_thread(group.remove)
