@@ -192,11 +192,8 @@ def test_a_server_port_is_free_and_outside_the_range_of_outgoing_connections(tmp
     (tmp_path / "low").write_text("1024 65000")  # a range that starts low: the ports above it
     assert ports.candidates(tmp_path / "low") == range(65001, 65536)
     assert ports.ephemeral_range(tmp_path / "missing") == (32768, 60999)
+    busy_port = next(p for p in range(20000, 21000) if ports.is_free(p))
     with socket.socket() as busy:  # a listening socket on one pool port, one other port left free
-        busy.bind(("127.0.0.1", 0))
-        busy_port = next(p for p in range(20000, 21000) if ports.is_free(p))
-        busy.close()
-        busy = socket.socket()
         busy.bind(("127.0.0.1", busy_port))
         busy.listen()
         free_port = next(p for p in range(20000, 21000) if p != busy_port and ports.is_free(p))
@@ -205,7 +202,6 @@ def test_a_server_port_is_free_and_outside_the_range_of_outgoing_connections(tmp
             assert ports.pick(taken, path=linux, rng=random.Random(seed)) == free_port
         with pytest.raises(RuntimeError, match="no free port in 20000-20999"):
             ports.pick(taken | {free_port}, path=linux)
-        busy.close()
     given: set[int] = set()
     for _ in range(50):  # a room starting at once gets 50 distinct ports of the pool
         given.add(ports.pick(given, path=linux))
@@ -341,7 +337,7 @@ def test_each_participant_gets_a_private_copy(hub, alice, bob):
 
 def test_servers_listen_below_the_range_of_outgoing_connections(hub, alice, bob):
     """Each server got its own port outside the kernel's range for outgoing connections (tools/hub/ports.py)."""
-    log = (hub.state / "jupyterhub.log").read_text(errors="replace")  # the hub logs each route it gives the proxy
+    log = hub.hub_log(tail=None)  # the hub logs each route it gives the proxy
     given = dict(re.findall(r"Adding user (alice|bob) to proxy /user/\1/ => http://127\.0\.0\.1:(\d+)", log))
     low, high = ports.ephemeral_range()
     assert set(given) == {"alice", "bob"} and given["alice"] != given["bob"], given

@@ -25,7 +25,7 @@ import participants  # noqa: E402
 from client import Participant  # noqa: E402
 from room import Room  # noqa: E402
 from ports import free_port  # noqa: E402
-from serve import blocked, reachable_paths  # noqa: E402
+from serve import LOG, blocked, reachable_paths  # noqa: E402
 
 
 class Hub:
@@ -109,19 +109,17 @@ class Hub:
         person.sign_in()
         return person
 
-    def hub_log(self) -> str:
-        """JupyterHub's log (for failure messages)."""
+    def hub_log(self, tail: int | None = 12000) -> str:
+        """JupyterHub's log, its last TAIL characters (None: all); "" when there is none."""
         try:
-            return (self.state / "jupyterhub.log").read_text(errors="replace")[-12000:]
+            text = (self.state / LOG).read_text(errors="replace")
         except OSError:
             return ""
+        return text if tail is None else text[-tail:]
 
     def log_about(self, name: str, last: int = 6) -> list[str]:
         """The hub log's last warnings and errors that name participant NAME (close() removes the log)."""
-        try:
-            lines = (self.state / "jupyterhub.log").read_text(errors="replace").splitlines()
-        except OSError:
-            return []
+        lines = self.hub_log(tail=None).splitlines()
         return [line[:300] for line in lines if name in line and line.startswith(("[W", "[E", "[C"))][-last:]
 
     def close(self) -> None:

@@ -116,8 +116,8 @@ def build_room(options: argparse.Namespace) -> Room:
     return Room(participants=participants, admin=admin, ip=check_address(options.ip), port=options.port,
                 state=str(options.state.resolve()), memory_limit=memory, limits=mechanism,
                 cull_idle=parse_duration(options.cull_idle),
-                cull_kernels=parse_duration(options.cull_kernels, "--cull-kernels"), threads=threads, terminals=not options.no_terminals,
-                user_prefix=options.user_prefix,
+                cull_kernels=parse_duration(options.cull_kernels, "--cull-kernels"),
+                threads=threads, terminals=not options.no_terminals, user_prefix=options.user_prefix,
                 ssl_cert=str(options.ssl_cert.resolve()) if options.ssl_cert else None,
                 ssl_key=str(options.ssl_key.resolve()) if options.ssl_key else None)
 
